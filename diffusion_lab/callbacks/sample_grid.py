@@ -1,0 +1,98 @@
+"""Writes a PNG grid of samples from the (EMA) model during training and sends it to the loggers."""
+
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.loggers import WandbLogger
+from torchvision.utils import save_image
+
+from diffusion_lab.sampling import sample
+
+
+class SampleGrid(pl.Callback):
+    """Draws `num_samples` images with a fixed seed at validations at least `every_n_steps` apart.
+
+    Sampling happens inside the validation epoch, when `EMA` has swapped the averaged weights in,
+    and once more at the end of training, when the final (averaged) weights are in place.
+
+    Args:
+        num_samples: images per grid.
+        every_n_steps: least number of optimizer steps between two grids.
+        sampler: keyword arguments of `diffusion_lab.sampling.sample` (`name`, `steps`, options).
+        seed: seed of the starting noise (and labels), the same for every grid.
+        output_dir: where `step_0001000.png` and `final.png` are written.
+    """
+
+    def __init__(
+        self, num_samples: int, every_n_steps: int, sampler: dict, seed: int, output_dir: str
+    ):
+        self.num_samples = num_samples
+        self.every_n_steps = every_n_steps
+        self.sampler = dict(sampler)
+        self.seed = seed
+        self.output_dir = Path(output_dir)
+        self._last_step: int | None = None
+
+    def on_validation_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        due = self._last_step is None or trainer.global_step - self._last_step >= self.every_n_steps
+        if batch_idx == 0 and due and not trainer.sanity_checking:
+            self._last_step = trainer.global_step
+            self.write_grid(trainer, pl_module, f"step_{trainer.global_step:07d}")
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.write_grid(trainer, pl_module, "final")
+
+    @torch.no_grad()
+    def write_grid(self, trainer: pl.Trainer, pl_module: pl.LightningModule, name: str) -> None:
+        if not trainer.is_global_zero:
+            return
+        images = self.draw(pl_module)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        path = self.output_dir / f"{name}.png"
+        nrow = math.ceil(math.sqrt(self.num_samples))
+        save_image((images + 1) / 2, path, nrow=nrow, padding=1)
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_image("samples", [str(path)], step=trainer.global_step)
+
+    def draw(self, pl_module: pl.LightningModule) -> torch.Tensor:
+        """Samples with the module's current weights, restoring its train/eval mode afterwards."""
+        datamodule = pl_module.trainer.datamodule
+        shape = (
+            self.num_samples,
+            datamodule.channels,
+            datamodule.image_size,
+            datamodule.image_size,
+        )
+        generator = torch.Generator(device=pl_module.device).manual_seed(self.seed)
+        model_kwargs = {}
+        if pl_module.num_classes is not None:
+            labels = torch.arange(self.num_samples, device=pl_module.device) % pl_module.num_classes
+            model_kwargs = {"y": labels}
+        options = dict(self.sampler)
+        was_training = pl_module.training
+        pl_module.eval()
+        try:
+            out = sample(
+                pl_module.net,
+                pl_module.diffusion,
+                shape,
+                sampler=options.pop("name"),
+                generator=generator,
+                model_kwargs=model_kwargs,
+                **options,
+            )
+        finally:
+            pl_module.train(was_training)
+        return out.images.float().cpu()

@@ -1,0 +1,133 @@
+"""LightningModule that trains a denoising network with a `GaussianDiffusion` process.
+
+Glue only: the diffusion math lives in `diffusion_lab.diffusion`, the network in
+`diffusion_lab.models`.
+"""
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from hydra.utils import instantiate
+from torch.optim.lr_scheduler import LambdaLR
+from torchmetrics import MeanMetric
+
+from diffusion_lab.diffusion import create_diffusion, create_named_schedule_sampler
+
+NUM_QUARTILES = 4
+
+
+class DiffusionModule(pl.LightningModule):
+    """Trains `net` to reverse the diffusion process described by `diffusion`.
+
+    All arguments are plain containers (dicts, numbers, strings) so that checkpoints load with
+    `weights_only=True` and `DiffusionModule.load_from_checkpoint(path)` rebuilds the run.
+
+    Args:
+        net: config of the network (with `_target_`), e.g. a `conf/model/*.yaml` preset, resolved.
+        diffusion: keyword arguments of `create_diffusion` (schedule, T, mean/var/loss types).
+        optimizer: config of a partial optimizer (`_target_`, `_partial_: true`, lr, ...).
+        warmup_steps: linear learning-rate warmup length in optimizer steps.
+        timestep_sampler: "uniform" or "loss_aware" (Improved DDPM §3.3).
+        cond_drop_prob: probability of replacing a label by the null class (classifier-free
+            guidance, Ho & Salimans 2022).
+    """
+
+    def __init__(
+        self,
+        net: dict,
+        diffusion: dict,
+        optimizer: dict,
+        warmup_steps: int = 0,
+        timestep_sampler: str = "uniform",
+        cond_drop_prob: float = 0.0,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.diffusion = create_diffusion(**diffusion)
+        self.net = instantiate(net, learn_sigma=self.diffusion.learns_sigma)
+        self.schedule_sampler = create_named_schedule_sampler(timestep_sampler, self.diffusion)
+        self.num_classes = net.get("num_classes")
+        self.loss_by_quartile = torch.nn.ModuleList(MeanMetric() for _ in range(NUM_QUARTILES))
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, **model_kwargs) -> torch.Tensor:
+        return self.net(x_t, t, **model_kwargs)
+
+    def model_kwargs(self, labels: torch.Tensor, drop_prob: float = 0.0) -> dict[str, torch.Tensor]:
+        """Labels for a conditional net, each replaced by the null class with `drop_prob`."""
+        if self.num_classes is None:
+            return {}
+        if drop_prob > 0:
+            drop = torch.rand(labels.shape, device=labels.device) < drop_prob
+            labels = torch.where(drop, torch.full_like(labels, self.num_classes), labels)
+        return {"y": labels}
+
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
+        images, labels = batch
+        t, weights = self.schedule_sampler.sample(images.shape[0], images.device)
+        model_kwargs = self.model_kwargs(labels, self.hparams.cond_drop_prob)
+        terms = self.diffusion.training_losses(self.net, images, t, model_kwargs=model_kwargs)
+        if hasattr(self.schedule_sampler, "update_with_local_losses"):
+            self.schedule_sampler.update_with_local_losses(t, terms["loss"].detach())
+        loss = (terms["loss"] * weights).mean()
+        self.log("train/loss", loss, prog_bar=True)
+        for name in ("mse", "vb"):
+            if name in terms:
+                self.log(f"train/{name}", terms[name].mean())
+        self._update_quartiles(t, terms["loss"].detach())
+        return loss
+
+    def _update_quartiles(self, t: torch.Tensor, losses: torch.Tensor) -> None:
+        """Accumulates the loss by timestep quartile; logs it every logging interval."""
+        quartile = (NUM_QUARTILES * t) // self.diffusion.num_timesteps
+        for q, metric in enumerate(self.loss_by_quartile):
+            mask = (quartile == q).to(losses.dtype)
+            metric.update(losses, weight=mask)
+        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+            for q, metric in enumerate(self.loss_by_quartile):
+                value = metric.compute()  # synchronised across processes
+                if torch.isfinite(value):
+                    self.log(f"train/loss_q{q}", value, rank_zero_only=True)
+                metric.reset()
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        grads = [p.grad for p in self.net.parameters() if p.grad is not None]
+        if grads:
+            self.log("train/grad_norm", torch.nn.utils.get_total_norm(grads))
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        """The training objective with t and noise fixed by `batch_idx`, so values compare."""
+        images, labels = batch
+        generator = torch.Generator(device=images.device).manual_seed(batch_idx)
+        t = torch.randint(
+            0,
+            self.diffusion.num_timesteps,
+            (images.shape[0],),
+            generator=generator,
+            device=images.device,
+        )
+        noise = torch.randn(images.shape, generator=generator, device=images.device)
+        terms = self.diffusion.training_losses(
+            self.net, images, t, model_kwargs=self.model_kwargs(labels), noise=noise
+        )
+        self.log("val/loss", terms["loss"].mean(), prog_bar=True, sync_dist=True)
+        if "mse" in terms:
+            self.log("val/mse", terms["mse"].mean(), sync_dist=True)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = instantiate(self.hparams.optimizer)(params=self.parameters())
+        warmup = max(int(self.hparams.warmup_steps), 1)
+        scheduler = LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["timestep_sampler"] = self.schedule_sampler.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "timestep_sampler" in checkpoint:
+            self.schedule_sampler.load_state_dict(checkpoint["timestep_sampler"])

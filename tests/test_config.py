@@ -1,0 +1,65 @@
+"""Every option of every config group, and every experiment, composes and resolves."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+GROUPS = ["data", "model", "schedule", "loss", "sampler", "trainer", "logger", "callbacks", "paths"]
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def compose_train(tmp_path: Path, overrides: list[str]):
+    fixed = [f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path}/run"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="train", overrides=fixed + overrides)
+
+
+@pytest.mark.parametrize("group", GROUPS + ["experiment", "debug"])
+def test_group_has_options(group):
+    assert options(group), f"conf/{group}/ has no options"
+
+
+@pytest.mark.parametrize(
+    "override", [f"{g}={o}" for g in GROUPS + ["experiment", "debug"] for o in options(g)]
+)
+def test_option_composes_and_resolves(tmp_path, override):
+    cfg = compose_train(tmp_path, [override])
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    group, option = override.split("=")
+    assert plain["data"]["image_size"] > 0
+    assert plain["schedule"]["num_timesteps"] > 0
+    assert "_target_" in plain["model"] and "_target_" in plain["trainer"]
+    if group == "experiment":
+        assert plain["task_name"] == option
+
+
+def test_default_is_the_ddpm_cifar10_recipe(tmp_path):
+    cfg = compose_train(tmp_path, [])
+    assert cfg.data._target_.endswith("CIFAR10DataModule") and cfg.data.batch_size == 128
+    assert (cfg.schedule.name, cfg.schedule.num_timesteps) == ("linear", 1000)
+    assert (cfg.loss.loss_type, cfg.loss.model_mean_type) == ("simple", "epsilon")
+    assert cfg.model.model_channels == 128 and list(cfg.model.channel_mult) == [1, 2, 2, 2]
+    assert cfg.optimizer.lr == 2e-4 and cfg.warmup_steps == 5000
+    assert cfg.trainer.gradient_clip_val == 1.0 and cfg.callbacks.ema.decay == 0.9999
+    assert cfg.seed == 0
+
+
+def test_experiment_overrides_groups_and_debug_wins(tmp_path):
+    cfg = compose_train(tmp_path, ["experiment=iddpm_cifar10", "debug=fast"])
+    assert (cfg.schedule.name, cfg.schedule.num_timesteps) == ("cosine", 4000)
+    assert cfg.loss.loss_type == "hybrid" and cfg.loss.model_var_type == "learned_range"
+    assert cfg.trainer.max_steps == 4
+
+
+def test_unknown_option_names_the_choices(tmp_path):
+    from hydra.errors import MissingConfigException
+
+    with pytest.raises(MissingConfigException, match="Available options") as info:
+        compose_train(tmp_path, ["schedule=quadratic"])
+    assert "cosine" in str(info.value) and "linear" in str(info.value)

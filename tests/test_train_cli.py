@@ -1,0 +1,87 @@
+"""The training command end to end, through a subprocess as a user runs it (tiny settings)."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_train(*overrides: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "2"}
+    return subprocess.run(
+        [sys.executable, "-m", "diffusion_lab.train", *overrides],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_quickstart_leaves_config_checkpoints_samples_and_metrics(tmp_path):
+    result = run_train(
+        "experiment=quickstart",
+        "trainer.max_steps=40",
+        "trainer.val_check_interval=20",
+        "trainer.log_every_n_steps=10",
+        "callbacks.sample_grid.num_samples=16",
+        "sampler.steps=5",
+        f"hydra.run.dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "config.yaml").read_text().count("${") == 0  # resolved
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert (tmp_path / "checkpoints" / "best.ckpt").is_file()
+    assert (tmp_path / "samples" / "final.png").is_file()
+    assert (tmp_path / "samples" / "step_0000020.png").is_file()
+    rows = read_metrics(tmp_path)
+    columns = set(rows[0])
+    expected = {"train/loss", "train/grad_norm", "val/loss", "lr-Adam"}
+    expected |= {f"train/loss_q{q}" for q in range(4)}
+    assert expected <= columns, columns
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 40
+
+
+def test_multirun_runs_each_job_in_its_own_dir(tmp_path):
+    result = run_train(
+        "-m",
+        "schedule=linear,cosine",
+        "experiment=quickstart",
+        "debug=fast",
+        f"hydra.sweep.dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    schedules = {
+        (tmp_path / str(job) / "config.yaml").read_text().count("name: cosine") for job in (0, 1)
+    }
+    assert schedules == {0, 1}
+    for job in (0, 1):
+        assert (tmp_path / str(job) / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_missing_dataset_is_one_line_error(tmp_path):
+    missing = tmp_path / "nowhere"
+    result = run_train(
+        "data=cifar10", "debug=fast", f"paths.data_dir={missing}", f"hydra.run.dir={tmp_path}"
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and str(missing) in error_lines[0]
+
+
+def test_unknown_group_option_lists_the_choices(tmp_path):
+    result = run_train("schedule=quadratic", f"hydra.run.dir={tmp_path}")
+    assert result.returncode != 0
+    assert "schedule" in result.stderr and "cosine" in result.stderr
