@@ -1,0 +1,121 @@
+"""Sample generation as Lightning prediction: every process draws a disjoint share of the indices.
+
+Used by `diffusion_lab.sample` and evaluation; with `trainer.devices=N` the work spreads over N
+devices, and the unrepeated distributed sampler that Lightning uses for prediction gives each index
+to exactly one process.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+
+from diffusion_lab.sampling import sample
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] images [N,C,H,W] → uint8 [N,H,W,C], rounded as the ADM evaluator expects."""
+    pixels = ((images.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    return pixels.permute(0, 2, 3, 1).contiguous()
+
+
+class SampleGenerator(pl.LightningModule):
+    """Draws the samples whose indices arrive as prediction batches.
+
+    Sample i starts from noise seeded by (seed, i), so a sample does not depend on the batch or
+    process that draws it; the sampler's later noise is seeded by (seed, first index of the batch).
+    Class-conditional models get balanced labels i mod num_classes.
+    """
+
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        diffusion: Any,
+        image_shape: tuple[int, int, int],
+        sampler: dict,
+        seed: int = 0,
+        num_classes: int | None = None,
+        model_kwargs: dict | None = None,
+        progress: bool = False,
+    ):
+        super().__init__()
+        self.net = net
+        self.diffusion = diffusion
+        self.image_shape = tuple(image_shape)
+        self.sampler = dict(sampler)
+        self.seed = seed
+        self.num_classes = num_classes
+        self.extra_model_kwargs = dict(model_kwargs or {})
+        self.progress = progress
+
+    def initial_noise(self, indices: torch.Tensor) -> torch.Tensor:
+        noise = [
+            torch.randn(self.image_shape, generator=torch.Generator().manual_seed(self._key(i)))
+            for i in indices.tolist()
+        ]
+        return torch.stack(noise).to(self.device)
+
+    def _key(self, index: int) -> int:
+        return self.seed * 1_000_003 + index
+
+    @torch.no_grad()
+    def predict_step(self, indices: torch.Tensor, batch_idx: int) -> dict[str, torch.Tensor]:
+        model_kwargs = dict(self.extra_model_kwargs)
+        if self.num_classes is not None:
+            model_kwargs["y"] = indices.to(self.device) % self.num_classes
+        generator = torch.Generator(device=self.device).manual_seed(self._key(int(indices[0])))
+        options = dict(self.sampler)
+        out = sample(
+            self.net,
+            self.diffusion,
+            (len(indices), *self.image_shape),
+            sampler=options.pop("name"),
+            noise=self.initial_noise(indices),
+            generator=generator,
+            model_kwargs=model_kwargs,
+            progress=self.progress,
+            **options,
+        )
+        result = {"index": indices.cpu(), "images": to_uint8(out.images).cpu()}
+        if "y" in model_kwargs:
+            result["labels"] = model_kwargs["y"].cpu()
+        return result
+
+
+class NpzSampleWriter(BasePredictionWriter):
+    """Writes each process's samples to a shard, then merges them in index order on rank 0.
+
+    The merged file holds `arr_0` (uint8 [N,H,W,C], the format of the improved-diffusion / ADM
+    evaluators) and, for conditional models, `arr_1` (labels).
+    """
+
+    def __init__(self, path: str | Path):
+        super().__init__(write_interval="epoch")
+        self.path = Path(path)
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        shard = self.path.with_suffix(f".rank{trainer.global_rank}.pt")
+        merged = {key: torch.cat([p[key] for p in predictions]) for key in predictions[0]}
+        torch.save(merged, shard)
+        trainer.strategy.barrier()
+        if trainer.is_global_zero:
+            self._merge(trainer.world_size)
+        trainer.strategy.barrier()
+
+    def _merge(self, world_size: int) -> None:
+        shards = [self.path.with_suffix(f".rank{rank}.pt") for rank in range(world_size)]
+        parts = [torch.load(shard, weights_only=True) for shard in shards]
+        merged = {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
+        order = torch.argsort(merged["index"])
+        if not torch.equal(merged["index"][order], torch.arange(len(order))):
+            raise RuntimeError("sample indices from the processes are not exactly 0..N-1")
+        arrays = [merged["images"][order].numpy()]
+        if "labels" in merged:
+            arrays.append(merged["labels"][order].numpy())
+        np.savez(self.path, *arrays)
+        for shard in shards:
+            shard.unlink()
