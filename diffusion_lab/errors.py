@@ -19,3 +19,7 @@ class WeightsNotFoundError(LabError, FileNotFoundError):
 
 class CheckpointError(LabError):
     """A checkpoint is missing, truncated or unsafe to load."""
+
+
+class TrainingDivergedError(LabError):
+    """The loss stayed NaN or infinite for too many consecutive steps."""

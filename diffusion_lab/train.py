@@ -1,16 +1,22 @@
 """Train a diffusion model: `python -m diffusion_lab.train [group=option ...] [key=value ...]`.
 
-Composes the config, then instantiates data, module, callbacks, loggers and trainer, and fits.
+Composes the config, then instantiates module, data, callbacks, loggers and trainer, and fits.
 """
 
+import os
+import signal
 from pathlib import Path
 
 import hydra
 import lightning.pytorch as pl
+import yaml
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from diffusion_lab.checkpoints import resolve_checkpoint
 from diffusion_lab.cli import to_plain, user_errors
+from diffusion_lab.errors import ConfigError
 from diffusion_lab.lightning import DiffusionModule
 
 
@@ -30,6 +36,7 @@ def build_module(cfg: DictConfig) -> DiffusionModule:
         warmup_steps=cfg.warmup_steps,
         timestep_sampler=cfg.loss.timestep_sampler,
         cond_drop_prob=cfg.cond_drop_prob,
+        max_nonfinite_steps=cfg.max_nonfinite_steps,
     )
 
 
@@ -42,12 +49,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fits the configured model and returns the final logged metrics."""
     if cfg.seed is not None:
         pl.seed_everything(cfg.seed, workers=True)
+    module = build_module(cfg)  # validates model, schedule and loss before any data is read
     output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+    if int(os.environ.get("LOCAL_RANK", 0)) == 0:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
 
     datamodule = instantiate(cfg.data)
-    module = build_module(cfg)
     trainer = instantiate(
         cfg.trainer,
         callbacks=instantiate_each(cfg.callbacks),
@@ -58,10 +66,34 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return {name: float(value) for name, value in trainer.callback_metrics.items()}
 
 
+def resume_config(cfg: DictConfig) -> DictConfig:
+    """The config of run dir `cfg.resume`, set to continue from its `checkpoints/last.ckpt`.
+
+    Dotted overrides given with `resume=` (e.g. `trainer.max_steps=...`) still apply.
+    """
+    run_dir = Path(cfg.resume).expanduser().resolve()
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        raise ConfigError(
+            f"resume={run_dir}: no config.yaml there; pass the run dir of a training job"
+        )
+    resumed = OmegaConf.load(saved)
+    resumed.ckpt_path = str(resolve_checkpoint(run_dir))
+    resumed.paths.output_dir = str(run_dir)
+    resumed.resume = None
+    for override in HydraConfig.get().overrides.task:
+        key, _, value = override.partition("=")
+        if "." in key and not key.startswith(("hydra.", "paths.")):
+            OmegaConf.update(resumed, key, yaml.safe_load(value))
+    return resumed
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> None:
+    if "SLURM_JOB_ID" not in os.environ:  # a scheduler's early warning stops the run cleanly
+        signal.signal(signal.SIGUSR1, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
     with user_errors():
-        train(cfg)
+        train(resume_config(cfg) if cfg.resume else cfg)
 
 
 if __name__ == "__main__":

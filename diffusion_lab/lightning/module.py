@@ -13,6 +13,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics import MeanMetric
 
 from diffusion_lab.diffusion import create_diffusion, create_named_schedule_sampler
+from diffusion_lab.errors import TrainingDivergedError
 
 NUM_QUARTILES = 4
 
@@ -31,6 +32,8 @@ class DiffusionModule(pl.LightningModule):
         timestep_sampler: "uniform" or "loss_aware" (Improved DDPM §3.3).
         cond_drop_prob: probability of replacing a label by the null class (classifier-free
             guidance, Ho & Salimans 2022).
+        max_nonfinite_steps: stop after this many consecutive steps with a NaN/inf loss (each
+            such step is skipped and counted in `train/skipped_steps`).
     """
 
     def __init__(
@@ -41,6 +44,7 @@ class DiffusionModule(pl.LightningModule):
         warmup_steps: int = 0,
         timestep_sampler: str = "uniform",
         cond_drop_prob: float = 0.0,
+        max_nonfinite_steps: int = 10,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -49,6 +53,8 @@ class DiffusionModule(pl.LightningModule):
         self.schedule_sampler = create_named_schedule_sampler(timestep_sampler, self.diffusion)
         self.num_classes = net.get("num_classes")
         self.loss_by_quartile = torch.nn.ModuleList(MeanMetric() for _ in range(NUM_QUARTILES))
+        self.skipped_steps = 0
+        self.nonfinite_in_a_row = 0
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, **model_kwargs) -> torch.Tensor:
         return self.net(x_t, t, **model_kwargs)
@@ -64,20 +70,42 @@ class DiffusionModule(pl.LightningModule):
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
-    ) -> torch.Tensor:
+    ) -> torch.Tensor | None:
         images, labels = batch
         t, weights = self.schedule_sampler.sample(images.shape[0], images.device)
         model_kwargs = self.model_kwargs(labels, self.hparams.cond_drop_prob)
         terms = self.diffusion.training_losses(self.net, images, t, model_kwargs=model_kwargs)
+        loss = (terms["loss"] * weights).mean()
+        if self._skip_nonfinite(loss):
+            return None  # Lightning skips backward and the optimizer step
         if hasattr(self.schedule_sampler, "update_with_local_losses"):
             self.schedule_sampler.update_with_local_losses(t, terms["loss"].detach())
-        loss = (terms["loss"] * weights).mean()
         self.log("train/loss", loss, prog_bar=True)
         for name in ("mse", "vb"):
             if name in terms:
                 self.log(f"train/{name}", terms[name].mean())
         self._update_quartiles(t, terms["loss"].detach())
         return loss
+
+    def _skip_nonfinite(self, loss: torch.Tensor) -> bool:
+        """True when the loss is NaN/inf on any process; too many in a row stop the run."""
+        nonfinite = self.trainer.strategy.reduce_boolean_decision(
+            not bool(torch.isfinite(loss)), all=False
+        )
+        if not nonfinite:
+            self.nonfinite_in_a_row = 0
+            return False
+        self.skipped_steps += 1
+        self.nonfinite_in_a_row += 1
+        self.log("train/skipped_steps", float(self.skipped_steps))
+        if self.nonfinite_in_a_row >= self.hparams.max_nonfinite_steps:
+            raise TrainingDivergedError(
+                f"the loss was not finite for {self.nonfinite_in_a_row} steps in a row "
+                f"(at step {self.global_step}); lower optimizer.lr, check the data, or raise "
+                f"max_nonfinite_steps (now {self.hparams.max_nonfinite_steps}); "
+                f"the last good checkpoint is kept"
+            )
+        return True
 
     def _update_quartiles(self, t: torch.Tensor, losses: torch.Tensor) -> None:
         """Accumulates the loss by timestep quartile; logs it every logging interval."""
