@@ -1,4 +1,4 @@
-"""Classifier guidance (Dhariwal & Nichol 2021, Algorithms 1 and 2): the gradient of log p(y|x_t)."""
+"""Classifier guidance (Dhariwal & Nichol 2021, Algorithms 1 and 2): ∇ log p(y|x_t)."""
 
 from collections.abc import Callable
 
