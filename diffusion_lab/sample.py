@@ -6,6 +6,7 @@ Writes `samples.npz` (uint8, the ADM evaluator's format) and `grid.png` into the
 
 import math
 from pathlib import Path
+from typing import Any
 
 import hydra
 import numpy as np
@@ -18,6 +19,8 @@ from torchvision.utils import save_image
 from diffusion_lab.checkpoints import load_module
 from diffusion_lab.cli import to_plain, user_errors
 from diffusion_lab.errors import ConfigError
+from diffusion_lab.guidance import ClassifierFreeGuidance, IgnoreLabels, classifier_cond_fn
+from diffusion_lab.lightning.classifier import NoisyClassifierModule
 from diffusion_lab.lightning.generation import NpzSampleWriter, SampleGenerator
 
 
@@ -29,13 +32,15 @@ def generate(cfg: DictConfig) -> Path:
         )
     module = load_module(cfg.ckpt)
     net_cfg = module.hparams.net
+    net, cond_fn, num_classes = guided(module, cfg.guidance)
     generator = SampleGenerator(
-        module.net,
+        net,
         module.diffusion,
         (net_cfg["in_channels"], net_cfg["image_size"], net_cfg["image_size"]),
         sampler=to_plain(cfg.sampler),
         seed=cfg.seed,
-        num_classes=module.num_classes,
+        num_classes=num_classes,
+        cond_fn=cond_fn,
         progress=cfg.progress,
     )
     output_dir = Path(cfg.paths.output_dir)
@@ -48,6 +53,23 @@ def generate(cfg: DictConfig) -> Path:
     if trainer.is_global_zero and cfg.grid_size > 0:
         write_grid(npz_path, output_dir / "grid.png", cfg.grid_size)
     return npz_path
+
+
+def guided(module, guidance: DictConfig) -> tuple[torch.nn.Module, Any, int | None]:
+    """The network to sample, the `cond_fn` and the number of classes to draw labels from."""
+    if guidance.name == "none":
+        return module.net, None, module.num_classes
+    if guidance.name == "cfg":
+        if module.num_classes is None:
+            raise ConfigError("guidance=cfg needs a class-conditional model (model.num_classes)")
+        net = ClassifierFreeGuidance(module.net, guidance.scale, module.num_classes)
+        return net, None, module.num_classes
+    if guidance.name == "classifier":
+        classifier = load_module(guidance.classifier, NoisyClassifierModule)
+        net = module.net if module.num_classes is not None else IgnoreLabels(module.net)
+        cond_fn = classifier_cond_fn(classifier.net, guidance.scale)
+        return net, cond_fn, classifier.hparams.num_classes
+    raise ConfigError(f"guidance.name must be one of none, cfg, classifier; got {guidance.name!r}")
 
 
 def write_grid(npz_path: Path, png_path: Path, count: int) -> None:

@@ -24,3 +24,14 @@ def classifier_cond_fn(
             return torch.autograd.grad(selected.sum(), x_in)[0] * scale
 
     return cond_fn
+
+
+class IgnoreLabels(torch.nn.Module):
+    """An unconditional network that accepts (and ignores) the labels meant for `cond_fn`."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None, **kwargs):
+        return self.model(x, t, **kwargs)

@@ -39,6 +39,7 @@ class SampleGenerator(pl.LightningModule):
         seed: int = 0,
         num_classes: int | None = None,
         model_kwargs: dict | None = None,
+        cond_fn: Any = None,
         progress: bool = False,
     ):
         super().__init__()
@@ -49,6 +50,7 @@ class SampleGenerator(pl.LightningModule):
         self.seed = seed
         self.num_classes = num_classes
         self.extra_model_kwargs = dict(model_kwargs or {})
+        self.cond_fn = cond_fn
         self.progress = progress
 
     def initial_noise(self, indices: torch.Tensor) -> torch.Tensor:
@@ -76,6 +78,7 @@ class SampleGenerator(pl.LightningModule):
             noise=self.initial_noise(indices),
             generator=generator,
             model_kwargs=model_kwargs,
+            cond_fn=self.cond_fn,
             progress=self.progress,
             **options,
         )
