@@ -1,0 +1,181 @@
+"""Building blocks of the DDPM / ADM U-Net (Ho et al. 2020 App. B; Dhariwal & Nichol 2021 §3).
+
+Feature maps are [N, C, H, W]; timestep embeddings are [N, emb_channels].
+"""
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from diffusion_lab.errors import ConfigError
+
+NORM_GROUPS = 32
+
+
+def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0):
+    """Sinusoidal embedding [N, dim] of (possibly fractional) timesteps [N], in float32.
+
+    Column i < dim/2 is cos(t·max_period^(-i/(dim/2))), column dim/2 + i the matching sin
+    (Transformer positional encoding, Vaswani et al. 2017 §3.5, in ADM's cos-first order).
+    """
+    half = dim // 2
+    exponents = torch.arange(half, dtype=torch.float32, device=timesteps.device) / half
+    args = timesteps.float()[:, None] * torch.exp(-math.log(max_period) * exponents)[None]
+    embedding = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    if dim % 2:
+        embedding = F.pad(embedding, (0, 1))
+    return embedding
+
+
+class GroupNorm32(nn.GroupNorm):
+    """GroupNorm computed in float32 whatever the input dtype (bf16/fp16 statistics drift)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.float()).type(x.dtype)
+
+
+def normalization(channels: int) -> GroupNorm32:
+    return GroupNorm32(NORM_GROUPS, channels)
+
+
+def zero_module(module: nn.Module) -> nn.Module:
+    """Zeroes a module's parameters: residual branches start as the identity (ADM)."""
+    for p in module.parameters():
+        p.detach().zero_()
+    return module
+
+
+def head_count(channels: int, num_heads: int, num_head_channels: int) -> int:
+    """Number of attention heads: channels // num_head_channels, or num_heads if that is -1."""
+    if num_head_channels != -1:
+        if num_head_channels <= 0 or channels % num_head_channels:
+            raise ConfigError(
+                f"num_head_channels={num_head_channels} must divide the {channels} channels of "
+                "every attention layer (or be -1 to use num_heads)"
+            )
+        return channels // num_head_channels
+    if num_heads <= 0 or channels % num_heads:
+        raise ConfigError(
+            f"num_heads={num_heads} must divide the {channels} channels of every attention layer"
+        )
+    return num_heads
+
+
+class Upsample(nn.Module):
+    """Nearest-neighbour ×2 followed by a 3×3 convolution."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class Downsample(nn.Module):
+    """A 3×3 convolution with stride 2."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def _resample(x: torch.Tensor, resample: Literal["up", "down"] | None) -> torch.Tensor:
+    if resample == "up":
+        return F.interpolate(x, scale_factor=2, mode="nearest")
+    if resample == "down":
+        return F.avg_pool2d(x, 2)
+    return x
+
+
+class ResBlock(nn.Module):
+    """Residual block conditioned on the timestep embedding.
+
+    DDPM adds the projected embedding after the first convolution; with `use_scale_shift_norm`
+    it modulates the second GroupNorm instead, AdaGN(h, e) = (1 + e_s)·GroupNorm(h) + e_b
+    (ADM §3). `resample` makes it a BigGAN-style up/down-sampling block (ADM §3).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        emb_channels: int,
+        dropout: float,
+        out_channels: int | None = None,
+        use_scale_shift_norm: bool = False,
+        resample: Literal["up", "down"] | None = None,
+    ):
+        super().__init__()
+        out_channels = out_channels or channels
+        self.use_scale_shift_norm = use_scale_shift_norm
+        self.resample = resample
+        self.in_norm = normalization(channels)
+        self.in_conv = nn.Conv2d(channels, out_channels, 3, padding=1)
+        self.emb_proj = nn.Linear(
+            emb_channels, 2 * out_channels if use_scale_shift_norm else out_channels
+        )
+        self.out_norm = normalization(out_channels)
+        self.dropout = nn.Dropout(dropout)
+        self.out_conv = zero_module(nn.Conv2d(out_channels, out_channels, 3, padding=1))
+        self.skip = (
+            nn.Identity() if out_channels == channels else nn.Conv2d(channels, out_channels, 1)
+        )
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        # In-place SiLU is safe: GroupNorm32 returns a fresh tensor, its backward needs its input.
+        h = F.silu(self.in_norm(x), inplace=True)
+        h, x = _resample(h, self.resample), _resample(x, self.resample)
+        h = self.in_conv(h)
+        e = self.emb_proj(F.silu(emb))[:, :, None, None]
+        if self.use_scale_shift_norm:
+            scale, shift = e.chunk(2, dim=1)
+            h = self.out_norm(h) * (1 + scale) + shift
+        else:
+            h = self.out_norm(h + e)
+        h = self.out_conv(self.dropout(F.silu(h, inplace=True)))
+        return self.skip(x) + h
+
+
+class AttentionBlock(nn.Module):
+    """Multi-head self-attention over all H·W positions, residual, output projection zeroed."""
+
+    def __init__(self, channels: int, num_heads: int = 1, num_head_channels: int = -1):
+        super().__init__()
+        self.num_heads = head_count(channels, num_heads, num_head_channels)
+        self.norm = normalization(channels)
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.proj_out = zero_module(nn.Linear(channels, channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, height, width = x.shape
+        length, head_dim = height * width, c // self.num_heads
+        tokens = self.norm(x).flatten(2).transpose(1, 2)  # [N, HW, C]
+        qkv = self.qkv(tokens).view(n, length, 3, self.num_heads, head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [N, heads, HW, head_dim]
+        a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, length, c)
+        return x + self.proj_out(a).transpose(1, 2).view(n, c, height, width)
+
+
+class TimestepEmbedSequential(nn.Sequential):
+    """A sequence of layers; the residual blocks among them also get the timestep embedding."""
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        for layer in self:
+            x = layer(x, emb) if isinstance(layer, ResBlock) else layer(x)
+        return x
+
+
+def run_block(
+    block: TimestepEmbedSequential, x: torch.Tensor, emb: torch.Tensor, use_checkpoint: bool
+) -> torch.Tensor:
+    """Applies `block`, recomputing its activations in backward when `use_checkpoint`."""
+    if use_checkpoint and torch.is_grad_enabled():
+        return checkpoint(block, x, emb, use_reentrant=False)
+    return block(x, emb)

@@ -1,0 +1,49 @@
+"""Parameter counts of the U-Net presets: `python -m diffusion_lab.models.summary`."""
+
+from pathlib import Path
+
+import torch
+from hydra.utils import get_class
+from omegaconf import OmegaConf
+
+PRESET_DIR = Path(__file__).resolve().parents[2] / "conf" / "model"
+
+# Each preset's natural dataset: (name, image_size, channels).
+NATURAL_DATA = {
+    "tiny": ("digits", 8, 1),
+    "small": ("fashion_mnist", 32, 1),
+    "ddpm_cifar10": ("cifar10", 32, 3),
+    "iddpm_cifar10": ("cifar10", 32, 3),
+    "adm_64": ("celeba", 64, 3),
+}
+
+
+def build_preset(
+    name: str, image_size: int, channels: int, device: str | torch.device = "cpu", **overrides
+) -> torch.nn.Module:
+    """Instantiates conf/model/<name>.yaml for images of `image_size`² × `channels`."""
+    data = {"image_size": image_size, "channels": channels}
+    root = OmegaConf.create({"data": data, "model": OmegaConf.load(PRESET_DIR / f"{name}.yaml")})
+    kwargs = OmegaConf.to_container(root.model, resolve=True)
+    model_class = get_class(kwargs.pop("_target_"))
+    with torch.device(device):
+        return model_class(**{**kwargs, **overrides})
+
+
+def parameter_count(name: str, learn_sigma: bool = False) -> int:
+    """Parameters of a preset on its natural dataset (built on the meta device: no memory)."""
+    _, image_size, channels = NATURAL_DATA[name]
+    model = build_preset(name, image_size, channels, device="meta", learn_sigma=learn_sigma)
+    return sum(p.numel() for p in model.parameters())
+
+
+def main() -> None:
+    print(f"{'preset':<15}{'data':<24}{'fixed sigma':>14}{'learned sigma':>16}")
+    for name, (data, image_size, channels) in NATURAL_DATA.items():
+        shape = f"{data} {image_size}x{image_size}x{channels}"
+        fixed, learned = parameter_count(name), parameter_count(name, learn_sigma=True)
+        print(f"{name:<15}{shape:<24}{fixed:>14,}{learned:>16,}")
+
+
+if __name__ == "__main__":
+    main()
