@@ -1,0 +1,123 @@
+"""Shared by the datamodules: the [-1, 1] scaling, config checks, seeded splits, loaders."""
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+
+from diffusion_lab.errors import ConfigError
+
+Split = Literal["train", "test"]
+
+
+def to_signed(x: torch.Tensor) -> torch.Tensor:
+    """Maps [0, 1] to [-1, 1], DDPM's data range (Ho et al. 2020, §3.3); 0 and 1 map exactly."""
+    return x * 2 - 1
+
+
+def signed_tensor(*augment: Any) -> transforms.Compose:
+    """PIL image -> optional PIL augmentations -> float32 tensor [C, H, W] in [-1, 1]."""
+    return transforms.Compose([*augment, transforms.ToTensor(), to_signed])
+
+
+class ZeroLabels(Dataset):
+    """Wraps an image dataset whose targets are not class labels; every label becomes 0."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.dataset[index][0], 0
+
+
+def first_line(err: BaseException) -> str:
+    """An exception as one line, for the one-line messages the CLI prints."""
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
+
+
+def check_choice(key: str, value: Any, allowed: Sequence[Any], dataset: str) -> None:
+    if value not in allowed:
+        choices = ", ".join(repr(a) for a in allowed)
+        raise ConfigError(
+            f"data.{key}={value!r} is not supported for {dataset}; allowed: {choices}"
+        )
+
+
+def check_int(key: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"data.{key}={value!r} must be an integer >= {minimum}")
+
+
+def check_fraction(key: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise ConfigError(f"data.{key}={value!r} must lie strictly between 0 and 1")
+
+
+def check_split(split: str) -> None:
+    if split not in ("train", "test"):
+        raise ConfigError(f"reference split {split!r} is not supported; allowed: 'train', 'test'")
+
+
+def seeded_split(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """A random (train, validation) partition of range(n), the same for the same seed everywhere."""
+    n_val = max(1, round(n * val_fraction))
+    if n_val >= n:
+        raise ConfigError(
+            f"data.val_fraction={val_fraction} leaves no training images out of {n}; lower it"
+        )
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    return sorted(order[n_val:]), sorted(order[:n_val])
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Loader settings and dataloaders; subclasses fill `train_set` / `val_set` in `setup`.
+
+    Batches are (images float32 [N, C, H, W] in [-1, 1], labels int64 [N]).
+    """
+
+    image_size: int
+    channels: int
+    num_classes: int | None
+
+    def __init__(
+        self, *, batch_size: int, num_workers: int, pin_memory: bool, persistent_workers: bool
+    ):
+        super().__init__()
+        check_int("batch_size", batch_size, 1)
+        check_int("num_workers", num_workers, 0)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+
+    def reference_dataset(self, split: Split) -> Dataset:
+        """The `split` images without augmentation: what FID reference statistics use."""
+        raise NotImplementedError
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError(f"{type(self).__name__}.setup() must run before its dataloaders")
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            # pinning without CUDA only warns; persistent workers need workers
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.persistent_workers and self.num_workers > 0,
+        )

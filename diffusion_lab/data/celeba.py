@@ -1,0 +1,121 @@
+"""CelebA (Liu et al. 2015) faces through torchvision, cropped and resized as DDIM does."""
+
+from pathlib import Path
+
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision import transforms
+from torchvision.datasets import CelebA
+from torchvision.transforms import functional as TF
+
+from diffusion_lab.data.base import (
+    ImageDataModule,
+    Split,
+    ZeroLabels,
+    check_choice,
+    check_int,
+    check_split,
+    first_line,
+    signed_tensor,
+)
+from diffusion_lab.errors import DataNotFoundError
+
+ANNOTATIONS = (
+    "list_attr_celeba.txt",
+    "identity_CelebA.txt",
+    "list_bbox_celeba.txt",
+    "list_landmarks_align_celeba.txt",
+    "list_eval_partition.txt",
+)
+# DDIM's crop (Song et al. 2021; ermongroup/ddim datasets/__init__.py, from NCSN): the 128x128
+# box with top-left corner (row 57, col 25) of the aligned 178x218 image, centred on the face.
+CROP_TOP, CROP_LEFT, CROP_SIZE = 57, 25, 128
+
+
+def ddim_crop(image: Image.Image) -> Image.Image:
+    return TF.crop(image, CROP_TOP, CROP_LEFT, CROP_SIZE, CROP_SIZE)
+
+
+class CelebADataModule(ImageDataModule):
+    """CelebA aligned faces (162,770 train / 19,867 valid / 19,962 test), unlabelled.
+
+    Each 178x218 image is cropped to DDIM's 128x128 face box (`CROP_TOP`, `CROP_LEFT`), then
+    resized to `image_size` (64 in DDIM) with antialiased bilinear interpolation. Training images
+    are flipped left-right with probability 1/2. Validation is the "valid" split; labels are all
+    0 (num_classes is None). Reads `<root>/celeba/`; torchvision downloads it (needs `gdown`)
+    only when `download=True`.
+    """
+
+    def __init__(
+        self,
+        *,
+        root: str | Path,
+        image_size: int = 64,
+        channels: int = 3,
+        num_classes: int | None = None,
+        batch_size: int = 128,
+        download: bool = False,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+    ):
+        super().__init__(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers,
+        )
+        check_int("image_size", image_size, 1)
+        check_choice("channels", channels, (3,), "CelebA")
+        check_choice("num_classes", num_classes, (None,), "CelebA (unlabelled)")
+        self.image_size, self.channels, self.num_classes = image_size, channels, num_classes
+        self.root, self.download = Path(root), download
+
+    @property
+    def folder(self) -> Path:
+        return self.root / "celeba"
+
+    def prepare_data(self) -> None:
+        if self._files_present() or not self.download:
+            return
+        try:
+            CelebA(self.root, download=True)
+        except (OSError, RuntimeError) as err:
+            raise DataNotFoundError(
+                f"could not download CelebA into {self.folder} ({first_line(err)}); put "
+                "img_align_celeba/ and the five annotation files there"
+            ) from err
+
+    def _files_present(self) -> bool:
+        return (self.folder / "img_align_celeba").is_dir() and all(
+            (self.folder / name).is_file() for name in ANNOTATIONS
+        )
+
+    def _dataset(self, split: str, flip: bool) -> Dataset:
+        if not self._files_present():
+            raise DataNotFoundError(
+                f"CelebA not found under {self.folder} (needs img_align_celeba/ and "
+                f"{', '.join(ANNOTATIONS)}); set data.root=<dir containing celeba/> or "
+                "data.download=true"
+            )
+        augment = [ddim_crop, transforms.Resize(self.image_size)]
+        if flip:
+            augment.append(transforms.RandomHorizontalFlip())
+        try:
+            transform = signed_tensor(*augment)
+            images = CelebA(self.root, split=split, target_type=[], transform=transform)
+        except RuntimeError as err:  # torchvision's MD5 check of the annotation files failed
+            raise DataNotFoundError(
+                f"CelebA annotation files under {self.folder} fail torchvision's checksum check; "
+                "replace them with intact copies or set data.download=true"
+            ) from err
+        return ZeroLabels(images)
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit"):
+            self.train_set = self._dataset("train", flip=True)
+        self.val_set = self._dataset("valid", flip=False)
+
+    def reference_dataset(self, split: Split) -> Dataset:
+        check_split(split)
+        return self._dataset(split, flip=False)

@@ -1,0 +1,95 @@
+"""CIFAR-10 (Krizhevsky 2009) through torchvision, as DDPM trains on it (Ho et al. 2020, App. B)."""
+
+from pathlib import Path
+
+from torch.utils.data import Dataset
+from torchvision import transforms
+from torchvision.datasets import CIFAR10
+
+from diffusion_lab.data.base import (
+    ImageDataModule,
+    Split,
+    check_choice,
+    check_split,
+    first_line,
+    signed_tensor,
+)
+from diffusion_lab.errors import DataNotFoundError
+
+BATCH_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta")
+
+
+class CIFAR10DataModule(ImageDataModule):
+    """50,000 train / 10,000 test RGB 32x32 images in 10 classes, in [-1, 1].
+
+    Training images are flipped left-right with probability 1/2 (DDPM's only augmentation);
+    validation and reference images never are. Validation is the test split. Reads
+    `<root>/cifar-10-batches-py/`; torchvision downloads it there only when `download=True`.
+    """
+
+    def __init__(
+        self,
+        *,
+        root: str | Path,
+        image_size: int = 32,
+        channels: int = 3,
+        num_classes: int | None = 10,
+        batch_size: int = 128,
+        download: bool = False,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+    ):
+        super().__init__(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers,
+        )
+        check_choice("image_size", image_size, (32,), "CIFAR-10")
+        check_choice("channels", channels, (3,), "CIFAR-10")
+        check_choice("num_classes", num_classes, (10,), "CIFAR-10")
+        self.image_size, self.channels, self.num_classes = image_size, channels, num_classes
+        self.root, self.download = Path(root), download
+
+    @property
+    def folder(self) -> Path:
+        return self.root / "cifar-10-batches-py"
+
+    def prepare_data(self) -> None:
+        if self._files_present() or not self.download:
+            return
+        try:
+            CIFAR10(self.root, download=True)
+        except (OSError, RuntimeError) as err:
+            raise DataNotFoundError(
+                f"could not download CIFAR-10 into {self.folder} ({first_line(err)}); put "
+                "cifar-10-batches-py there"
+            ) from err
+
+    def _files_present(self) -> bool:
+        return all((self.folder / name).is_file() for name in BATCH_FILES)
+
+    def _dataset(self, train: bool, flip: bool) -> Dataset:
+        if not self._files_present():
+            raise DataNotFoundError(
+                f"CIFAR-10 not found under {self.folder}; set data.root=<dir containing "
+                "cifar-10-batches-py> or data.download=true"
+            )
+        augment = [transforms.RandomHorizontalFlip()] if flip else []
+        try:
+            return CIFAR10(self.root, train=train, transform=signed_tensor(*augment))
+        except RuntimeError as err:  # torchvision's MD5 check failed
+            raise DataNotFoundError(
+                f"CIFAR-10 under {self.folder} fails torchvision's checksum check; delete that "
+                "folder and set data.download=true, or copy an intact one there"
+            ) from err
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit"):
+            self.train_set = self._dataset(train=True, flip=True)
+        self.val_set = self._dataset(train=False, flip=False)
+
+    def reference_dataset(self, split: Split) -> Dataset:
+        check_split(split)
+        return self._dataset(train=split == "train", flip=False)

@@ -1,0 +1,73 @@
+"""scikit-learn's 8x8 handwritten digits: the offline default, nothing to download."""
+
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from torch.utils.data import Dataset, TensorDataset
+
+from diffusion_lab.data.base import (
+    ImageDataModule,
+    Split,
+    check_choice,
+    check_fraction,
+    check_int,
+    check_split,
+    seeded_split,
+)
+
+
+class DigitsDataModule(ImageDataModule):
+    """1,797 grey 8x8 digits (values 0-16) in 10 classes, held in memory as one tensor.
+
+    Pixels are scaled by v / 8 - 1, so 0 -> -1 and 16 -> 1. An `image_size` above 8 upsamples
+    bilinearly (align_corners=False, no antialiasing); bilinear weights are convex, so the result
+    stays within [-1, 1]. No augmentation. Validation is a seeded `val_fraction` held out; the
+    `"test"` reference split is that held-out part.
+    """
+
+    def __init__(
+        self,
+        *,
+        image_size: int = 8,
+        channels: int = 1,
+        num_classes: int | None = 10,
+        batch_size: int = 128,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+    ):
+        super().__init__(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers,
+        )
+        check_int("image_size", image_size, 8)
+        check_choice("channels", channels, (1,), "digits")
+        check_choice("num_classes", num_classes, (10,), "digits")
+        check_fraction("val_fraction", val_fraction)
+        self.image_size, self.channels, self.num_classes = image_size, channels, num_classes
+        self.val_fraction, self.seed = val_fraction, seed
+        self._splits: dict[str, Dataset] = {}
+
+    def _load(self) -> dict[str, Dataset]:
+        if not self._splits:
+            digits = load_digits()
+            images = torch.from_numpy(digits.images).float().unsqueeze(1) / 8 - 1
+            if self.image_size != 8:
+                # weights sum to 1 only up to rounding: clamp so the range stays exact
+                images = F.interpolate(images, size=self.image_size, mode="bilinear").clamp(-1, 1)
+            labels = torch.from_numpy(digits.target).long()
+            train, val = seeded_split(len(labels), self.val_fraction, self.seed)
+            self._splits["train"] = TensorDataset(images[train], labels[train])
+            self._splits["test"] = TensorDataset(images[val], labels[val])
+        return self._splits
+
+    def setup(self, stage: str | None = None) -> None:
+        self.train_set, self.val_set = self._load()["train"], self._load()["test"]
+
+    def reference_dataset(self, split: Split) -> Dataset:
+        check_split(split)
+        return self._load()[split]

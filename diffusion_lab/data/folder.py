@@ -1,0 +1,190 @@
+"""Any folder of images (LSUN, FFHQ, your own), flat or in class sub-folders, at one square size."""
+
+import logging
+import os
+from pathlib import Path
+from typing import Literal
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision import transforms
+from torchvision.datasets.folder import IMG_EXTENSIONS
+
+from diffusion_lab.data.base import (
+    ImageDataModule,
+    Split,
+    check_choice,
+    check_fraction,
+    check_int,
+    check_split,
+    seeded_split,
+    signed_tensor,
+)
+from diffusion_lab.errors import ConfigError, DataNotFoundError, LabError
+
+log = logging.getLogger(__name__)
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files below `folder`, recursively, sorted; hidden files and folders are left out."""
+    found = []
+    for parent, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [
+            Path(parent, f)
+            for f in files
+            if not f.startswith(".") and f.lower().endswith(IMG_EXTENSIONS)
+        ]
+    return sorted(found)
+
+
+def unreadable(path: Path) -> str | None:
+    """Why PIL cannot read `path`'s header and structure, or None if it can (pixels not decoded)."""
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except Exception as err:  # PIL raises many types for corrupt files
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+class ImageFiles(Dataset):
+    """(image, label) pairs read from a list of files, converted to `mode` ("RGB" or "L")."""
+
+    def __init__(self, files: list[Path], labels: list[int], mode: str, transform):
+        self.files, self.labels, self.mode, self.transform = files, labels, mode, transform
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        with Image.open(self.files[index]) as image:
+            return self.transform(image.convert(self.mode)), self.labels[index]
+
+
+class ImageFolderDataModule(ImageDataModule):
+    """Images resized (shorter side, bicubic, antialiased) and centre-cropped to `image_size`.
+
+    `root` is either a flat folder (any image directly inside it: all images below it, recursively,
+    labelled 0) or a folder of class sub-folders (label = index of the sorted sub-folder name;
+    images found recursively in each). `num_classes: null` trains unconditionally whatever the
+    layout; an integer must equal the number of class sub-folders. Every file is checked with
+    PIL's `verify()` once at setup; unreadable ones are skipped with a warning naming the count
+    and the first file (`on_bad_image="skip"`), or stop setup naming the file ("error").
+    Validation is a seeded `val_fraction` held out; the "test" reference split is that part.
+    """
+
+    def __init__(
+        self,
+        *,
+        root: str | Path,
+        image_size: int = 64,
+        channels: int = 3,
+        num_classes: int | None = None,
+        batch_size: int = 64,
+        val_fraction: float = 0.05,
+        seed: int = 0,
+        random_flip: bool = True,
+        on_bad_image: Literal["skip", "error"] = "skip",
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+    ):
+        super().__init__(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers,
+        )
+        check_int("image_size", image_size, 1)
+        check_choice("channels", channels, (1, 3), "an image folder")
+        check_choice("on_bad_image", on_bad_image, ("skip", "error"), "an image folder")
+        check_fraction("val_fraction", val_fraction)
+        if num_classes is not None:
+            check_int("num_classes", num_classes, 1)
+        self.image_size, self.channels, self.num_classes = image_size, channels, num_classes
+        self.root, self.val_fraction, self.seed = Path(root), val_fraction, seed
+        self.random_flip, self.on_bad_image = random_flip, on_bad_image
+        self._scanned: tuple[list[Path], list[int]] | None = None
+
+    def _scan(self) -> tuple[list[Path], list[int]]:
+        """All readable image files and their labels, sorted by path (so the split is stable)."""
+        if self._scanned is not None:
+            return self._scanned
+        if not self.root.is_dir():
+            raise DataNotFoundError(
+                f"image folder {self.root} does not exist; set data.root=<folder of images or of "
+                "class sub-folders>"
+            )
+        entries = sorted(p for p in self.root.iterdir() if not p.name.startswith("."))
+        if any(p.is_file() and p.name.lower().endswith(IMG_EXTENSIONS) for p in entries):
+            groups, num_classes = [list_images(self.root)], 0
+        else:
+            groups = [g for g in (list_images(p) for p in entries if p.is_dir()) if g]
+            num_classes = len(groups)
+        if self.num_classes is not None and self.num_classes != num_classes:
+            fix = f"{num_classes} or null" if num_classes else "null (a flat folder has no labels)"
+            raise ConfigError(
+                f"data.num_classes={self.num_classes} but {self.root} has {num_classes} class "
+                f"sub-folder(s) with images; set data.num_classes={fix}"
+            )
+        files, labels = [], []
+        for label, group in enumerate(groups):
+            files += group
+            labels += [label] * len(group)
+        files, labels = self._drop_unreadable(files, labels)
+        if not files:
+            raise DataNotFoundError(
+                f"no readable images ({', '.join(IMG_EXTENSIONS)}) under {self.root}; set "
+                "data.root=<folder of images or of class sub-folders>"
+            )
+        self._scanned = files, labels
+        return self._scanned
+
+    def _drop_unreadable(self, files: list[Path], labels: list[int]):
+        kept_files, kept_labels, bad = [], [], []
+        for path, label in zip(files, labels, strict=True):
+            reason = unreadable(path)
+            if reason is None:
+                kept_files.append(path)
+                kept_labels.append(label)
+                continue
+            if self.on_bad_image == "error":
+                raise LabError(
+                    f"unreadable image {path} ({reason}); remove it or set data.on_bad_image=skip"
+                )
+            bad.append((path, reason))
+        if bad:
+            log.warning(
+                "skipped %d unreadable image(s) under %s; the first: %s (%s)",
+                len(bad),
+                self.root,
+                *bad[0],
+            )
+        return kept_files, kept_labels
+
+    def _dataset(self, part: Split, flip: bool) -> Dataset:
+        files, labels = self._scan()
+        indices = seeded_split(len(files), self.val_fraction, self.seed)[part == "test"]
+        augment = [
+            transforms.Resize(self.image_size, transforms.InterpolationMode.BICUBIC),
+            transforms.CenterCrop(self.image_size),
+        ]
+        if flip:
+            augment.append(transforms.RandomHorizontalFlip())
+        return ImageFiles(
+            [files[i] for i in indices],
+            [labels[i] for i in indices],
+            mode="RGB" if self.channels == 3 else "L",
+            transform=signed_tensor(*augment),
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit"):
+            self.train_set = self._dataset("train", flip=self.random_flip)
+        self.val_set = self._dataset("test", flip=False)
+
+    def reference_dataset(self, split: Split) -> Dataset:
+        check_split(split)
+        return self._dataset(split, flip=False)
