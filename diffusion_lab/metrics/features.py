@@ -1,0 +1,55 @@
+"""The one interface every feature network follows: images in, features (and logits) out."""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Features:
+    """Per-image features for FID and precision/recall, and class logits for the Inception Score.
+
+    features: [N, D] float32.  logits: [N, K] float32 (Inception: the 1008 unbiased logits that
+    torch-fidelity and the original IS code use).
+    """
+
+    features: torch.Tensor
+    logits: torch.Tensor
+
+    @staticmethod
+    def cat(parts: "list[Features]") -> "Features":
+        return Features(
+            features=torch.cat([p.features for p in parts]),
+            logits=torch.cat([p.logits for p in parts]),
+        )
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images pass through; floats in [-1, 1] are quantised to 0..255, as saved PNGs are."""
+    if images.dtype == torch.uint8:
+        return images
+    if not images.is_floating_point():
+        raise TypeError(f"images must be uint8 or float in [-1, 1], got {images.dtype}")
+    return ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+class FeatureExtractor(nn.Module):
+    """Maps images [N, C, H, W] (uint8, or float in [-1, 1]) to `Features`; always in eval mode.
+
+    Subclasses set `name` (the `features=` value) and `num_features` (D; torchmetrics reads it).
+    """
+
+    name: str
+    num_features: int
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters(), torch.empty(0)).device
+
+    def train(self, mode: bool = True) -> "FeatureExtractor":
+        # A LightningModule's .train() must not put the frozen network's BatchNorm in training mode.
+        return super().train(False)
+
+    def forward(self, images: torch.Tensor) -> Features:
+        raise NotImplementedError
