@@ -22,6 +22,7 @@ from diffusion_lab.errors import ConfigError
 from diffusion_lab.guidance import ClassifierFreeGuidance, IgnoreLabels, classifier_cond_fn
 from diffusion_lab.lightning.classifier import NoisyClassifierModule
 from diffusion_lab.lightning.generation import NpzSampleWriter, SampleGenerator
+from diffusion_lab.sampling import validate_sampler_config
 
 
 def generate(cfg: DictConfig) -> Path:
@@ -31,6 +32,7 @@ def generate(cfg: DictConfig) -> Path:
             f"n and batch_size must be positive, got n={cfg.n}, batch_size={cfg.batch_size}"
         )
     module = load_module(cfg.ckpt)
+    validate_sampler_config(to_plain(cfg.sampler), module.diffusion.num_timesteps)
     net_cfg = module.hparams.net
     net, cond_fn, num_classes = guided(module, cfg.guidance)
     generator = SampleGenerator(

@@ -18,6 +18,7 @@ from diffusion_lab.checkpoints import resolve_checkpoint
 from diffusion_lab.cli import to_plain, user_errors
 from diffusion_lab.errors import ConfigError
 from diffusion_lab.lightning import DiffusionModule
+from diffusion_lab.sampling import validate_sampler_config
 
 
 def build_module(cfg: DictConfig) -> DiffusionModule:
@@ -50,6 +51,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.seed is not None:
         pl.seed_everything(cfg.seed, workers=True)
     module = build_module(cfg)  # validates model, schedule and loss before any data is read
+    validate_sampler_config(to_plain(cfg.sampler), cfg.schedule.num_timesteps)
     output_dir = Path(cfg.paths.output_dir)
     if int(os.environ.get("LOCAL_RANK", 0)) == 0:
         output_dir.mkdir(parents=True, exist_ok=True)

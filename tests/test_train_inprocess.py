@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from diffusion_lab.train import train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-TINY = ["experiment=quickstart", "debug=fast", "model.model_channels=16"]
+TINY = ["experiment=quickstart", "debug=fast", "model.model_channels=32"]
 
 
 def run(tmp_path: Path, *overrides: str) -> Path:

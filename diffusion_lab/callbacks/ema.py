@@ -32,7 +32,26 @@ class EMA(WeightAveraging):
         self.warmup = warmup
         self.update_every_n_steps = update_every_n_steps
         self.update_starting_at_step = update_starting_at_step
+        self._trained = False
         super().__init__(use_buffers=True, multi_avg_fn=self._multi_avg)
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self._trained = False
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        """The module ends with the averaged weights; the raw ones stay in the averaged model's
+        place, so a checkpoint written after training (last.ckpt) can still resume exactly."""
+        self._swap_models(pl_module)
+        self._trained = True
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        super().on_save_checkpoint(trainer, pl_module, checkpoint)
+        if self._trained and self._average_model is not None:
+            checkpoint["state_dict"], checkpoint["current_model_state"] = (
+                checkpoint["current_model_state"],
+                checkpoint["state_dict"],
+            )
 
     def current_decay(self, num_averaged: int) -> float:
         if not self.warmup:
