@@ -19,8 +19,8 @@ from torchvision.utils import save_image
 from diffusion_lab.checkpoints import load_module
 from diffusion_lab.cli import to_plain, user_errors
 from diffusion_lab.errors import ConfigError
-from diffusion_lab.guidance import ClassifierFreeGuidance, IgnoreLabels, classifier_cond_fn
-from diffusion_lab.lightning.classifier import NoisyClassifierModule
+from diffusion_lab.guidance import ClassifierFreeGuidance, ClassifierGuidance, IgnoreLabels
+from diffusion_lab.lightning.classifier import load_classifier
 from diffusion_lab.lightning.generation import NpzSampleWriter, SampleGenerator
 from diffusion_lab.sampling import validate_sampler_config
 
@@ -58,26 +58,71 @@ def generate(cfg: DictConfig) -> Path:
 
 
 def guided(module, guidance: DictConfig) -> tuple[torch.nn.Module, Any, int | None]:
-    """The network to sample, the `cond_fn` and the number of classes to draw labels from."""
+    """The network to sample, its `cond_fn` and the number of classes K for the labels.
+
+    Shared by `sample` and `evaluate`, which give sample i the label i mod K (balanced classes).
+    none: the model as trained. cfg: ε̂ = ε_u + w·(ε_c − ε_u) with w = guidance.scale (Ho &
+    Salimans 2022). classifier: s·∇ log p(y|x_t) from a `train_classifier` run, s =
+    guidance.scale (Dhariwal & Nichol 2021); an unconditional model ignores the labels.
+    """
     if guidance.name == "none":
         return module.net, None, module.num_classes
     if guidance.name == "cfg":
         if module.num_classes is None:
-            raise ConfigError("guidance=cfg needs a class-conditional model (model.num_classes)")
+            raise ConfigError(
+                "guidance=cfg needs a class-conditional model trained with label dropout "
+                "(model.num_classes, cond_drop_prob > 0); use guidance=classifier or none"
+            )
         net = ClassifierFreeGuidance(module.net, guidance.scale, module.num_classes)
         return net, None, module.num_classes
     if guidance.name == "classifier":
-        classifier = load_module(guidance.classifier, NoisyClassifierModule)
+        classifier = load_classifier(guidance.classifier)
+        check_classifier(module, classifier)
         net = module.net if module.num_classes is not None else IgnoreLabels(module.net)
-        cond_fn = classifier_cond_fn(classifier.net, guidance.scale)
-        return net, cond_fn, classifier.hparams.num_classes
+        return net, ClassifierGuidance(classifier.net, guidance.scale), classifier.num_classes
     raise ConfigError(f"guidance.name must be one of none, cfg, classifier; got {guidance.name!r}")
 
 
+def check_classifier(module, classifier) -> None:
+    """ConfigError unless the classifier saw the model's noise schedule and classes."""
+    same_schedule = torch.equal(
+        classifier.diffusion.alphas_cumprod, module.diffusion.alphas_cumprod
+    )
+    if not same_schedule:
+        raise ConfigError(
+            f"guidance.classifier was trained on the schedule {classifier.hparams.diffusion}, "
+            f"the model on {module.hparams.diffusion}; train the classifier with the model's "
+            f"schedule (schedule=..., schedule.num_timesteps=...)"
+        )
+    if module.num_classes not in (None, classifier.num_classes):
+        raise ConfigError(
+            f"guidance.classifier has {classifier.num_classes} classes, the model "
+            f"model.num_classes={module.num_classes}"
+        )
+
+
 def write_grid(npz_path: Path, png_path: Path, count: int) -> None:
-    """The first `count` samples of an `.npz` as a square-ish PNG grid."""
-    images = torch.from_numpy(np.load(npz_path)["arr_0"][:count]).permute(0, 3, 1, 2)
-    save_image(images.float() / 255, png_path, nrow=math.ceil(math.sqrt(len(images))), padding=1)
+    """About `count` samples of an `.npz` as a PNG grid.
+
+    With labels (`arr_1`): one row per class, count // K samples of that class per row (at least
+    one). Without: the first `count` samples, square-ish.
+    """
+    arrays = np.load(npz_path)
+    images = torch.from_numpy(arrays["arr_0"]).permute(0, 3, 1, 2)
+    if "arr_1" in arrays:
+        labels = torch.from_numpy(arrays["arr_1"])
+        num_classes = int(labels.max()) + 1
+        nrow = max(count // num_classes, 1)
+        rows = []
+        for label in range(num_classes):
+            row = images[labels == label][:nrow]
+            blank = torch.full((nrow - len(row), *images.shape[1:]), 255, dtype=images.dtype)
+            rows.append(torch.cat([row, blank]))
+        images = torch.cat(rows)
+    else:
+        images = images[:count]
+        nrow = math.ceil(math.sqrt(len(images)))
+    save_image(images.float() / 255, png_path, nrow=nrow, padding=1)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="sample")

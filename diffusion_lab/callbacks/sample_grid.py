@@ -60,11 +60,17 @@ class SampleGrid(pl.Callback):
         images = self.draw(pl_module)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         path = self.output_dir / f"{name}.png"
-        nrow = math.ceil(math.sqrt(self.num_samples))
+        nrow = self.row_length(pl_module.num_classes)
         save_image((images + 1) / 2, path, nrow=nrow, padding=1)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_image("samples", [str(path)], step=trainer.global_step)
+
+    def row_length(self, num_classes: int | None) -> int:
+        """Images per grid row: num_samples // K for a class-conditional model, else square."""
+        if num_classes is None:
+            return math.ceil(math.sqrt(self.num_samples))
+        return max(self.num_samples // num_classes, 1)
 
     def draw(self, pl_module: pl.LightningModule) -> torch.Tensor:
         """Samples with the module's current weights, restoring its train/eval mode afterwards."""
@@ -77,8 +83,9 @@ class SampleGrid(pl.Callback):
         )
         generator = torch.Generator(device=pl_module.device).manual_seed(self.seed)
         model_kwargs = {}
-        if pl_module.num_classes is not None:
-            labels = torch.arange(self.num_samples, device=pl_module.device) % pl_module.num_classes
+        if pl_module.num_classes is not None:  # one row per class, like sample.py's grid.png
+            index = torch.arange(self.num_samples, device=pl_module.device)
+            labels = index // self.row_length(pl_module.num_classes) % pl_module.num_classes
             model_kwargs = {"y": labels}
         options = dict(self.sampler)
         was_training = pl_module.training

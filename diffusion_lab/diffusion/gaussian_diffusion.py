@@ -275,12 +275,14 @@ class GaussianDiffusion:
 
     def condition_score(self, cond_fn, p_mean_var, x, t, model_kwargs=None):
         """Algorithm 2: ε̂ ← ε̂ − √(1−ᾱ_t)·∇ log p(y | x_t); returns p_mean_var with the new
-        pred_xstart and mean."""
+        pred_xstart and mean. Applied as the equal x̂_0 ← x̂_0 + (1−ᾱ_t)/√ᾱ_t·∇, with no float
+        round trip through ε, so that a zero gradient changes nothing."""
         gradient = cond_fn(x, self._model_timesteps(t), **(model_kwargs or {}))
-        eps = self._predict_eps_from_xstart(x, t, p_mean_var["pred_xstart"])
-        eps = eps - self._gather("sqrt_one_minus_alphas_cumprod", t, x) * gradient.to(eps.dtype)
+        pred_xstart = p_mean_var["pred_xstart"]
+        sigma = self._gather("sqrt_one_minus_alphas_cumprod", t, x)
+        shift = sigma**2 * self._gather("sqrt_recip_alphas_cumprod", t, x)  # (1−ᾱ_t)/√ᾱ_t
         out = dict(p_mean_var)
-        out["pred_xstart"] = self._predict_xstart_from_eps(x, t, eps)
+        out["pred_xstart"] = pred_xstart + shift * gradient.to(pred_xstart.dtype)
         out["mean"], _, _ = self.q_posterior_mean_variance(out["pred_xstart"], x, t)
         return out
 

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from torchmetrics.classification import MulticlassAccuracy
 
+from diffusion_lab.checkpoints import load_checkpoint
 from diffusion_lab.diffusion import create_diffusion
 
 
@@ -26,6 +27,7 @@ class NoisyClassifierModule(pl.LightningModule):
         self.save_hyperparameters()
         self.diffusion = create_diffusion(**diffusion)
         self.net = instantiate(net)
+        self.num_classes = num_classes
         self.train_accuracy = MulticlassAccuracy(num_classes)
         self.val_accuracy = MulticlassAccuracy(num_classes)
 
@@ -62,3 +64,11 @@ class NoisyClassifierModule(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         return instantiate(self.hparams.optimizer)(params=self.parameters())
+
+
+def load_classifier(path: str) -> NoisyClassifierModule:
+    """The classifier of a `train_classifier` checkpoint (file or run dir), in eval mode."""
+    checkpoint = load_checkpoint(path)
+    module = NoisyClassifierModule(**checkpoint["hyper_parameters"])
+    module.load_state_dict(checkpoint["state_dict"])
+    return module.eval()
