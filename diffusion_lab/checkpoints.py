@@ -1,10 +1,13 @@
-"""Finding and safely loading training checkpoints."""
+"""Finding and safely loading training checkpoints; random-number state as plain tensors."""
 
 import pickle
+import random
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from diffusion_lab.errors import CheckpointError
 
@@ -21,11 +24,14 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """Loads a checkpoint with `weights_only=True`: tensors and plain values, never code."""
+def load_checkpoint(path: str | Path, mmap: bool = False) -> dict:
+    """Loads a checkpoint with `weights_only=True`: tensors and plain values, never code.
+
+    `mmap=True` maps the tensors instead of reading them: a cheap check of a large file.
+    """
     path = resolve_checkpoint(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             f"refusing to load {path}: it holds more than tensors ({exc})"
@@ -44,3 +50,41 @@ def load_module(path: str | Path):
     module = DiffusionModule(**checkpoint["hyper_parameters"])
     module.load_state_dict(checkpoint["state_dict"])
     return module.eval()
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """`ModelCheckpoint` whose `last.ckpt` always ends at the final step: Lightning 2.6 skips the
+    end-of-training save when a periodic `last.ckpt` was already written during the run."""
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.save_last and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+def rng_state() -> dict:
+    """Python's, NumPy's and torch's (CPU, and the current GPU's once CUDA is in use) generator
+    states, as tensors and numbers: what `weights_only=True` loads."""
+    version, python, gauss = random.getstate()
+    _, keys, pos, has_gauss, cached_gauss = np.random.get_state()  # noqa: NPY002 (seeded)
+    state = {
+        "python": torch.tensor(python, dtype=torch.int64),
+        "python_meta": [version, gauss],
+        "numpy": torch.from_numpy(keys.astype(np.int64)),
+        "numpy_meta": [int(pos), int(has_gauss), float(cached_gauss)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restores `rng_state()`'s output."""
+    version, gauss = state["python_meta"]
+    random.setstate((version, tuple(state["python"].tolist()), gauss))
+    pos, has_gauss, cached_gauss = state["numpy_meta"]
+    keys = state["numpy"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, pos, has_gauss, cached_gauss))  # noqa: NPY002
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])

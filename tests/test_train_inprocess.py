@@ -79,3 +79,11 @@ def test_wandb_offline_logger_writes_locally(tmp_path):
     run_dir = run(tmp_path, "logger=wandb", "logger.wandb.offline=true")
     assert list((run_dir / "wandb").glob("offline-run-*")), "no offline W&B run written"
     assert (run_dir / "csv" / "metrics.csv").is_file()
+
+
+def test_each_job_of_a_sweep_gets_its_own_wandb_run(tmp_path):
+    # jobs of a basic-launcher multirun train one after another in one process
+    first = run(tmp_path / "a", "logger=wandb", "logger.wandb.offline=true")
+    second = run(tmp_path / "b", "logger=wandb", "logger.wandb.offline=true")
+    assert len(list((first / "wandb").glob("offline-run-*"))) == 1
+    assert len(list((second / "wandb").glob("offline-run-*"))) == 1

@@ -1,11 +1,12 @@
 """Shared by the datamodules: the [-1, 1] scaling, config checks, seeded splits, loaders."""
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchvision import transforms
 
 from diffusion_lab.errors import ConfigError
@@ -76,6 +77,54 @@ def seeded_split(n: int, val_fraction: float, seed: int) -> tuple[list[int], lis
     return sorted(order[n_val:]), sorted(order[:n_val])
 
 
+class EpochSampler(DistributedSampler):
+    """`DistributedSampler` (also for one process) that can begin an epoch part-way, at resume.
+
+    Its order depends only on (seed, epoch), never on the global RNG, and process r of N takes
+    positions r, r + N, ... of the shuffled order.
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int, seed: int):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        self.start = 0  # indices of the current epoch already consumed before a resume
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.start = 0
+        super().set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        indices = list(super().__iter__())[self.start :]
+        self.start = 0
+        return iter(indices)
+
+
+class ResumableLoader(DataLoader):
+    """A training DataLoader whose place in the epoch goes into Lightning's checkpoints
+    (`state_dict` / `load_state_dict`): a resumed run sees the batches an uninterrupted one would.
+    """
+
+    sampler: EpochSampler
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.position = 0  # batches yielded in the current epoch
+
+    def __iter__(self) -> Iterator[Any]:
+        self.position = self.sampler.start // self.batch_size
+        self.generator.manual_seed(self.sampler.seed + self.sampler.epoch)  # worker seeds
+        for batch in super().__iter__():
+            self.position += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.sampler.set_epoch(state["epoch"])
+        self.sampler.start = state["position"] * self.batch_size
+
+
 class ImageDataModule(L.LightningDataModule):
     """Loader settings and dataloaders; subclasses fill `train_set` / `val_set` in `setup`.
 
@@ -104,20 +153,32 @@ class ImageDataModule(L.LightningDataModule):
         raise NotImplementedError
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
+        """Shuffled by (seed, epoch): `PL_GLOBAL_SEED`, which `seed_everything` sets on every rank.
+
+        `batch_size` is per process; each process gets its own share of every epoch.
+        """
+        dataset = self._checked(self.train_set)
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        sampler = EpochSampler(dataset, num_replicas=world, rank=rank, seed=seed)
+        return ResumableLoader(
+            dataset, sampler=sampler, generator=torch.Generator(), **self._loader_options()
+        )
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
+        return DataLoader(self._checked(self.val_set), shuffle=False, **self._loader_options())
 
-    def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
+    def _checked(self, dataset: Dataset | None) -> Dataset:
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() must run before its dataloaders")
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
+        return dataset
+
+    def _loader_options(self) -> dict[str, Any]:
+        return {
+            "batch_size": self.batch_size,
+            "num_workers": self.num_workers,
             # pinning without CUDA only warns; persistent workers need workers
-            pin_memory=self.pin_memory and torch.cuda.is_available(),
-            persistent_workers=self.persistent_workers and self.num_workers > 0,
-        )
+            "pin_memory": self.pin_memory and torch.cuda.is_available(),
+            "persistent_workers": self.persistent_workers and self.num_workers > 0,
+        }

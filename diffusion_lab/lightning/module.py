@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics import MeanMetric
 
+from diffusion_lab.checkpoints import rng_state, set_rng_state
 from diffusion_lab.diffusion import create_diffusion, create_named_schedule_sampler
 from diffusion_lab.errors import TrainingDivergedError
 
@@ -72,20 +73,35 @@ class DiffusionModule(pl.LightningModule):
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor | None:
         images, labels = batch
-        t, weights = self.schedule_sampler.sample(images.shape[0], images.device)
+        t, weights, noise = self._draw(images)
         model_kwargs = self.model_kwargs(labels, self.hparams.cond_drop_prob)
-        terms = self.diffusion.training_losses(self.net, images, t, model_kwargs=model_kwargs)
+        terms = self.diffusion.training_losses(
+            self.net, images, t, model_kwargs=model_kwargs, noise=noise
+        )
         loss = (terms["loss"] * weights).mean()
         if self._skip_nonfinite(loss):
             return None  # Lightning skips backward and the optimizer step
         if hasattr(self.schedule_sampler, "update_with_local_losses"):
             self.schedule_sampler.update_with_local_losses(t, terms["loss"].detach())
-        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/loss", loss, prog_bar=True, sync_dist=True)
         for name in ("mse", "vb"):
             if name in terms:
-                self.log(f"train/{name}", terms[name].mean())
+                self.log(f"train/{name}", terms[name].mean(), sync_dist=True)
         self._update_quartiles(t, terms["loss"].detach())
         return loss
+
+    def _draw(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(t, weights, noise) for this process's share of the global batch.
+
+        Every process draws for the whole global batch (the seeded RNGs run in step on all
+        ranks) and keeps rows rank, rank + world, ...: the interleaving of `DistributedSampler`.
+        So N processes see the same (x_0, t, noise) triples as one process with an N× batch.
+        """
+        world, rank = self.trainer.world_size, self.trainer.global_rank
+        n = images.shape[0] * world
+        t, weights = self.schedule_sampler.sample(n, images.device)
+        noise = torch.randn((n, *images.shape[1:]), device=images.device, dtype=images.dtype)
+        return t[rank::world], weights[rank::world], noise[rank::world]
 
     def _skip_nonfinite(self, loss: torch.Tensor) -> bool:
         """True when the loss is NaN/inf on any process; too many in a row stop the run."""
@@ -154,8 +170,15 @@ class DiffusionModule(pl.LightningModule):
         }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Adds the timestep sampler's loss history and the RNG states (rank 0's: every rank
+        runs the same seeded streams), so a resumed run draws what an uninterrupted one would."""
         checkpoint["timestep_sampler"] = self.schedule_sampler.state_dict()
+        checkpoint["rng_state"] = rng_state()
+        checkpoint["skipped_steps"] = self.skipped_steps
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "timestep_sampler" in checkpoint:
             self.schedule_sampler.load_state_dict(checkpoint["timestep_sampler"])
+        if "rng_state" in checkpoint:
+            set_rng_state(checkpoint["rng_state"])
+        self.skipped_steps = checkpoint.get("skipped_steps", 0)

@@ -1,0 +1,57 @@
+"""Shared by the reliability tests: tiny training runs, in-process and through the command."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["experiment=quickstart", "debug=fast", "model.model_channels=32"]
+
+
+def config(tmp_path: Path, *overrides: str) -> DictConfig:
+    """The train config of a tiny run writing to `tmp_path/run`."""
+    fixed = [f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / 'run'}"]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose(config_name="train", overrides=fixed + TINY + list(overrides))
+
+
+def command(*args: str) -> list[str]:
+    """The training command on tiny settings; flags such as `-m` go first, as Hydra wants."""
+    flags = [a for a in args if a.startswith("-") and not a.startswith("~")]
+    overrides = [a for a in args if a not in flags]
+    return [sys.executable, "-m", "diffusion_lab.train", *flags, *TINY, *overrides]
+
+
+def env() -> dict[str, str]:
+    """The command's environment: this process's threads, offline W&B, the test helpers."""
+    helpers = str(ROOT / "tests")
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": str(torch.get_num_threads()),
+        "WANDB_MODE": "offline",
+        "PYTHONPATH": os.pathsep.join([helpers, os.environ.get("PYTHONPATH", "")]),
+    }
+
+
+def run_command(*overrides: str, timeout: int = 180) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        command(*overrides), cwd=ROOT, env=env(), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def checkpoint(run_dir: Path, name: str = "last.ckpt") -> dict:
+    return torch.load(run_dir / "checkpoints" / name, weights_only=True)
+
+
+def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].numel())

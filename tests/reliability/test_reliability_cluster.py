@@ -1,0 +1,103 @@
+"""Cluster configuration: the SLURM launcher composes into valid submitit parameters, trainer=ddp
+takes its process layout from SLURM, W&B groups the jobs of a sweep, last.ckpt ends at the end."""
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
+from reliability.reltools import ROOT, checkpoint, config
+
+from diffusion_lab.train import is_rank_zero, requeued_checkpoint, train, wandb_group
+
+
+def compose_train(*overrides: str, hydra: bool = False):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=hydra)
+
+
+def test_slurm_launcher_composes_into_submitit_parameters(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from submitit.slurm.slurm import SlurmExecutor, _make_sbatch_string
+
+    cfg = compose_train(
+        "hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=4",
+        "hydra.launcher.nodes=2", hydra=True,
+    )  # fmt: skip
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    raw = OmegaConf.to_container(launcher)
+    for key in ("submitit_folder", "name", "_target_"):  # these need a running Hydra job
+        raw.pop(key)
+    params = OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
+    assert (params["partition"], params["nodes"], params["tasks_per_node"]) == ("gpu", 2, 4)
+    assert params["signal_delay_s"] > 0 and params["max_num_timeout"] > 0
+    # the sbatch script submitit writes from them (it rejects any key it does not know)
+    params.pop("max_num_timeout")  # the executor's, not sbatch's
+    names = SlurmExecutor._equivalence_dict()
+    sbatch = _make_sbatch_string(
+        command="python -m diffusion_lab.train",
+        folder=tmp_path,
+        **{names.get(k, k): v for k, v in params.items() if v is not None},
+    )
+    for line in ("--partition=gpu", "--nodes=2", "--ntasks-per-node=4", "--gpus-per-node=4"):
+        assert f"#SBATCH {line}" in sbatch
+    assert f"#SBATCH --signal=USR2@{params['signal_delay_s']}" in sbatch
+
+
+def test_ddp_trainer_takes_devices_and_nodes_from_slurm(monkeypatch):
+    assert (compose_train("trainer=ddp").trainer.devices, 1) == (-1, 1)
+    monkeypatch.setenv("SLURM_NTASKS_PER_NODE", "4")
+    monkeypatch.setenv("SLURM_NNODES", "2")
+    trainer = compose_train("trainer=ddp").trainer
+    assert (trainer.devices, trainer.num_nodes) == (4, 2)
+
+
+def test_wandb_groups_the_jobs_of_a_sweep():
+    sweep = "logs/quickstart/multiruns/2026-01-02_03-04-05"
+    cfg = compose_train(
+        "experiment=quickstart", "hydra.mode=MULTIRUN", f"hydra.sweep.dir={sweep}", hydra=True
+    )
+    assert wandb_group(cfg) == "quickstart"  # outside a Hydra job: the task name
+    HydraConfig.instance().set_config(cfg)
+    try:
+        assert wandb_group(cfg) == "quickstart/2026-01-02_03-04-05"
+    finally:
+        HydraConfig.instance().cfg = None
+
+
+def test_last_checkpoint_is_written_at_the_final_step(tmp_path):
+    periodic = ["trainer.max_steps=6", "callbacks.last_checkpoint.every_n_train_steps=4"]
+    train(config(tmp_path / "fixed", *periodic))  # the default: LastCheckpoint
+    assert checkpoint(tmp_path / "fixed" / "run")["global_step"] == 6
+    plain = "callbacks.last_checkpoint._target_=lightning.pytorch.callbacks.ModelCheckpoint"
+    train(config(tmp_path / "plain", *periodic, plain))
+    assert checkpoint(tmp_path / "plain" / "run")["global_step"] == 4  # Lightning 2.6 stops there
+
+
+def test_a_requeued_slurm_job_continues_from_its_run_dir(tmp_path, monkeypatch):
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    last.parent.mkdir()
+    last.touch()
+    assert requeued_checkpoint(tmp_path) is None  # a first start never resumes by itself
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    assert requeued_checkpoint(tmp_path) == str(last)
+    (tmp_path / "hpc_ckpt_1.ckpt").touch()  # Lightning's own requeue checkpoint wins
+    assert requeued_checkpoint(tmp_path) is None
+
+
+@pytest.mark.parametrize(
+    ("env", "zero"),
+    [
+        ({}, True),
+        ({"LOCAL_RANK": "1"}, False),  # a process started by Lightning's launcher
+        ({"SLURM_PROCID": "0", "LOCAL_RANK": "1"}, False),  # ... inside a SLURM allocation
+        ({"RANK": "4", "LOCAL_RANK": "0"}, False),  # torchrun, second node
+        ({"SLURM_PROCID": "0", "RANK": "0", "LOCAL_RANK": "0", "NODE_RANK": "0"}, True),
+    ],
+)
+def test_only_global_rank_zero_writes(monkeypatch, env, zero):
+    for key in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert is_rank_zero() == zero

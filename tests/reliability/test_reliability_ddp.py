@@ -1,0 +1,59 @@
+"""Data-parallel training on 2 CPU processes: equivalent to 1 process with twice the batch; one
+run dir and one W&B run per job."""
+
+import csv
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from reliability.reltools import checkpoint, config, max_difference, run_command
+
+from diffusion_lab.train import build_module, train
+
+# lr 1e-3 without warmup: Adam moves every weight by ~1e-3 per step, far above float noise
+STEPS = ["seed=0", "trainer.max_steps=3", "warmup_steps=0", "trainer.val_check_interval=3"]
+
+
+def losses(run_dir: Path) -> torch.Tensor:
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        return torch.tensor([float(r["train/loss"]) for r in csv.DictReader(f) if r["train/loss"]])
+
+
+def test_two_processes_match_one_process_with_twice_the_batch(tmp_path):
+    one_cfg = config(tmp_path / "one", *STEPS, "data.batch_size=16")
+    pl.seed_everything(0)
+    initial = {f"net.{k}": v for k, v in build_module(one_cfg).net.state_dict().items()}
+    train(one_cfg)
+    wandb = ["logger=wandb", "logger.wandb.offline=true"]
+    train(config(tmp_path / "two", *STEPS, *wandb, "trainer=ddp_cpu", "data.batch_size=8"))
+    one_dir, two_dir = tmp_path / "one" / "run", tmp_path / "two" / "run"
+    one, two = checkpoint(one_dir), checkpoint(two_dir)
+    assert two["global_step"] == one["global_step"] == 3
+    raw_one = {k: v for k, v in one["current_model_state"].items() if k.startswith("net.")}
+    raw_two = {k: v for k, v in two["current_model_state"].items() if k.startswith("net.")}
+    # Adam's first steps are ~lr·sign(g): float noise in near-zero gradients moves a few weights
+    # by ~1e-5; different noise or data would move them by ~lr = 1e-3
+    assert max_difference(raw_one, initial) > 1e-3  # training moved the weights ...
+    assert max_difference(raw_one, raw_two) < 1e-4  # ... the same way in both runs
+    assert max_difference(one["state_dict"], two["state_dict"]) < 1e-4  # EMA weights too
+    assert torch.allclose(losses(two_dir), losses(one_dir), rtol=1e-5)  # logged loss: synced
+    assert len(list((two_dir / "wandb").glob("offline-run-*"))) == 1  # one W&B run, not two
+    assert "group: quickstart" in (two_dir / "config.yaml").read_text()
+    assert "max_steps: 3" in (two_dir / "csv" / "hparams.yaml").read_text()  # the whole config
+
+
+def test_relaunched_ranks_share_the_job_dir_and_do_not_replay_the_sweep(tmp_path):
+    # trainer=ddp on the CPU: Lightning re-runs the command (with -m and the sweep) for rank 1
+    sweep, logs = tmp_path / "sweep", tmp_path / "logs"
+    ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
+    result = run_command(
+        "-m", "seed=0,1", *ddp, "trainer.precision=32-true", "trainer.max_steps=2",
+        "~callbacks.sample_grid", f"hydra.sweep.dir={sweep}", f"paths.log_dir={logs}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in sweep.iterdir()) == ["0", "1", "multirun.yaml"]
+    for job in ("0", "1"):
+        assert checkpoint(sweep / job)["global_step"] == 2
+        assert f"seed: {job}" in (sweep / job / "config.yaml").read_text()
+    assert not logs.exists()  # no run dir made by a relaunched rank
+    assert result.stderr.count("Starting with 2 processes") == 2  # two jobs, not four
