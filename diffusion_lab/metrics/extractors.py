@@ -18,9 +18,7 @@ def build_feature_extractor(
         return InceptionFeatures(inception_weights)
     if name in FEATURE_EXTRACTORS:
         return SmallNetFeatures(name)
-    raise ConfigError(
-        f"metrics.features={name!r} is not known; allowed: {list(FEATURE_EXTRACTORS)}"
-    )
+    raise ConfigError(f"features={name!r} is not known; allowed: {list(FEATURE_EXTRACTORS)}")
 
 
 def metric_key(metric: str, features: str) -> str:

@@ -24,12 +24,12 @@ DOWNLOAD_TIMEOUT_S = 10.0  # per socket operation: a network that never answers 
 
 
 def inception_weights_path(configured: str | os.PathLike | None = None) -> Path:
-    """The weights: `configured` (metrics.inception_weights), else $TORCH_HOME/hub/checkpoints/."""
+    """The weights: `configured` (`inception_weights=`), else $TORCH_HOME/hub/checkpoints/."""
     if configured is not None:
         path = Path(configured).expanduser()
         if not path.is_file():
             raise WeightsNotFoundError(
-                f"metrics.inception_weights={path} does not exist; put {INCEPTION_FILE} "
+                f"inception_weights={path} does not exist; put {INCEPTION_FILE} "
                 f"(from {INCEPTION_URL}) there, or set it to null to use torch's hub cache"
             )
         return path
@@ -41,7 +41,7 @@ def inception_weights_path(configured: str | os.PathLike | None = None) -> Path:
             raise WeightsNotFoundError(
                 f"Inception weights {INCEPTION_FILE} not in {path.parent} and the download "
                 f"failed ({err}); copy it there (from {INCEPTION_URL}) "
-                "or set metrics.inception_weights=<path>"
+                "or set inception_weights=<path>"
             ) from None
     return path
 

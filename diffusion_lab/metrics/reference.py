@@ -121,7 +121,7 @@ def compute_metrics(
     """
     unknown = set(metrics) - set(METRICS)
     if unknown:
-        raise ConfigError(f"metrics.metrics has {sorted(unknown)}; allowed: {list(METRICS)}")
+        raise ConfigError(f"metrics {sorted(unknown)} are not known; allowed: {list(METRICS)}")
     scores = {}
     if "fid" in metrics:
         stats = FeatureStats(generated.features.shape[1])

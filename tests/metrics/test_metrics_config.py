@@ -1,21 +1,31 @@
-"""conf/metrics/default.yaml names only metrics and feature networks the code knows."""
+"""conf/metrics/: one file per `metrics=[...]` entry, each a metric the code computes."""
 
 from pathlib import Path
 
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from diffusion_lab.evaluation import SAMPLE_METRICS
 from diffusion_lab.metrics import FEATURE_EXTRACTORS, METRICS
 
-CONFIG = Path(__file__).parents[2] / "conf" / "metrics" / "default.yaml"
+CONF = Path(__file__).parents[2] / "conf"
 
 
-def test_default_metrics_config_matches_the_library():
-    cfg = OmegaConf.load(CONFIG)
-    assert set(cfg.metrics) <= set(METRICS)
-    assert cfg.features in FEATURE_EXTRACTORS
+def test_each_metrics_file_configures_the_metric_it_is_named_after():
+    files = sorted((CONF / "metrics").glob("*.yaml"))
+    assert [f.stem for f in files] == ["fid", "is", "nll", "prc"]
+    for path in files:
+        assert list(OmegaConf.load(path)) == [path.stem]
+    assert {name for names in SAMPLE_METRICS.values() for name in names} == set(METRICS)
+
+
+def test_evaluate_defaults_score_samples_with_inception_against_the_train_split():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("evaluate", overrides=["paths.root_dir=/tmp"])
+        every = compose("evaluate", overrides=["paths.root_dir=/tmp", "metrics=[fid,is,prc,nll]"])
+    assert list(cfg.metrics) == ["fid", "is", "prc"]
+    assert cfg.features == "inception" and cfg.features in FEATURE_EXTRACTORS
     assert cfg.inception_weights is None
     assert cfg.num_samples == 50_000 and cfg.reference_split == "train"
-    assert set(cfg) == {
-        "metrics", "features", "inception_weights", "num_samples",
-        "reference_split", "batch_size", "cache_dir",
-    }  # fmt: skip
+    assert list(every.metrics) == ["fid", "is", "prc", "nll"]
+    assert every.metrics.nll.num_images is None  # the whole test split

@@ -60,7 +60,7 @@ def test_inception_features_and_logits_match_torch_fidelity_on_random_weights(ra
 
 
 def test_missing_configured_weights_fail_at_once(tmp_path):
-    with pytest.raises(WeightsNotFoundError, match="metrics.inception_weights=.*nope.pth"):
+    with pytest.raises(WeightsNotFoundError, match="inception_weights=.*nope.pth"):
         build_feature_extractor("inception", inception_weights=tmp_path / "nope.pth")
 
 

@@ -1,0 +1,147 @@
+"""FID (and IS) of EMA samples during training, logged as e.g. `fid_5k` or `fid_digits_1k`."""
+
+import os
+
+import lightning.pytorch as pl
+import torch
+
+from diffusion_lab.evaluation import reference_for
+from diffusion_lab.metrics import (
+    Features,
+    build_feature_extractor,
+    compute_metrics,
+    gather_samples,
+    metric_key,
+    per_sample_noise,
+    sample_seed,
+    shard_indices,
+)
+from diffusion_lab.sampling import sample
+
+
+class FID(pl.Callback):
+    """Scores `num_samples` samples (Heusel et al. 2017) at validations `every_n_steps` apart.
+
+    The scores are computed at the first validation batch, while `EMA` has the averaged weights
+    swapped in, so they rate the EMA model. Each process draws its exact share of the samples
+    (sample i from noise seeded by (seed, i)); features are gathered, so every process holds the
+    same scores. The feature network and the reference statistics (of the datamodule's
+    `reference_split`, cached in `cache_dir`) are built once, at fit start.
+
+    Args:
+        every_n_steps: least number of optimizer steps between two scorings; 0 turns it off.
+        num_samples: K samples per scoring; the logged name carries K in thousands (`fid_5k`).
+        sampler: keyword arguments of `diffusion_lab.sampling.sample` (`name`, `steps`, ...).
+        features: inception | fmnist | digits; small nets add their name (`fid_digits_1k`).
+        metrics: any of fid, is, precision, recall.
+    """
+
+    def __init__(
+        self,
+        every_n_steps: int,
+        num_samples: int,
+        sampler: dict,
+        features: str = "inception",
+        inception_weights: str | None = None,
+        reference_split: str = "train",
+        cache_dir: str | os.PathLike = "cache/metrics",
+        batch_size: int = 250,
+        seed: int = 0,
+        metrics: tuple[str, ...] = ("fid", "is"),
+    ):
+        if every_n_steps < 0 or num_samples < 2:
+            raise ValueError(
+                f"callbacks.fid needs every_n_steps >= 0 and num_samples >= 2, "
+                f"got {every_n_steps} and {num_samples}"
+            )
+        self.every_n_steps = every_n_steps
+        self.num_samples = num_samples
+        self.sampler = dict(sampler)
+        self.features = features
+        self.inception_weights = inception_weights
+        self.reference_split = reference_split
+        self.cache_dir = cache_dir
+        self.batch_size = batch_size
+        self.seed = seed
+        self.metrics = list(metrics)
+        self.extractor = None
+        self.reference = None
+        self._last_step: int | None = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage != "fit" or self.every_n_steps == 0 or self.reference is not None:
+            return
+        extractor = build_feature_extractor(self.features, self.inception_weights)
+        self.extractor = extractor.to(trainer.strategy.root_device)
+
+        def reference():
+            return reference_for(
+                trainer.datamodule,
+                self.reference_split,
+                self.extractor,
+                self.cache_dir,
+                self.batch_size,
+            )
+
+        if trainer.is_global_zero:
+            reference()  # computes and caches the statistics once; the other ranks read them
+        trainer.strategy.barrier()
+        self.reference = reference()
+
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        if self.every_n_steps == 0 or batch_idx != 0 or trainer.sanity_checking:
+            return
+        last = self._last_step
+        if last is not None and trainer.global_step - last < self.every_n_steps:
+            return
+        self._last_step = trainer.global_step
+        for name, value in self.compute(trainer, pl_module).items():
+            pl_module.log(self.log_name(name), value)
+
+    def log_name(self, name: str) -> str:
+        """`fid` -> `fid_5k` for 5,000 samples (`fid_0.5k` for 500)."""
+        return f"{name}_{self.num_samples / 1000:g}k"
+
+    @torch.no_grad()
+    def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
+        """Scores of the current weights' samples, the same on every process."""
+        mine = shard_indices(self.num_samples, trainer.world_size, trainer.global_rank)
+        parts = [
+            self.extractor(self.draw(pl_module, mine[start : start + self.batch_size]))
+            for start in range(0, len(mine), self.batch_size)
+        ]
+        local = Features.cat(parts)
+        generated = Features(
+            gather_samples(local.features, self.num_samples),
+            gather_samples(local.logits, self.num_samples),
+        )
+        scores = compute_metrics(generated, self.reference, self.metrics)
+        scores.pop(metric_key("is_std", self.features), None)
+        return scores
+
+    def draw(self, pl_module: pl.LightningModule, indices: range) -> torch.Tensor:
+        """Samples `indices` in [-1, 1]; class-conditional models get labels i mod K."""
+        net = pl_module.hparams.net
+        shape = (net["in_channels"], net["image_size"], net["image_size"])
+        noise = per_sample_noise(indices, shape, self.seed, pl_module.device)
+        model_kwargs = {}
+        if pl_module.num_classes is not None:
+            labels = torch.tensor(list(indices), device=pl_module.device) % pl_module.num_classes
+            model_kwargs = {"y": labels}
+        seed = sample_seed(self.seed, indices[0])  # the sampler's later noise
+        generator = torch.Generator(pl_module.device).manual_seed(seed)
+        options = dict(self.sampler)
+        name = options.pop("name")
+        out = sample(
+            pl_module.net,
+            pl_module.diffusion,
+            noise.shape,
+            name,
+            noise=noise,
+            generator=generator,
+            model_kwargs=model_kwargs,
+            **options,
+        )
+        return out.images

@@ -1,0 +1,230 @@
+"""Evaluate a model: `python -m diffusion_lab.evaluate ckpt=<run dir> metrics=[fid,is,prc,nll]`.
+
+Draws `num_samples` images with the `sample` command's generator (spread over `trainer.devices`),
+or reads them from `samples=<file.npz>`; scores them against cached reference statistics of the
+dataset, bounds the test-set NLL in bits/dim, and writes `results.json` into the run dir.
+"""
+
+import json
+import math
+import time
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+from torch.utils.data import DataLoader, Subset
+
+from diffusion_lab.checkpoints import load_module, resolve_checkpoint
+from diffusion_lab.cli import to_plain, user_errors
+from diffusion_lab.errors import ConfigError, DataNotFoundError
+from diffusion_lab.evaluation import (
+    bits_per_dim,
+    dataset_name,
+    image_features,
+    mean_and_stderr,
+    reference_for,
+    score,
+    scores_of,
+)
+from diffusion_lab.metrics import build_feature_extractor
+from diffusion_lab.sample import generate
+from diffusion_lab.sampling import sample
+from diffusion_lab.train import instantiate_each, is_rank_zero
+
+
+def evaluate(cfg: DictConfig) -> dict | None:
+    """Runs the configured evaluation; returns what it wrote to results.json (None on ranks > 0)."""
+    if not is_rank_zero():  # a process started by Lightning's DDP launcher: it only samples
+        generate(sample_config(cfg))
+        return None
+    check_config(cfg)
+    selected, names = list(cfg.metrics), scores_of(cfg.metrics)
+    device = metrics_device(cfg.device)
+    # Everything that can fail fast (weights, checkpoint, data) comes before sampling.
+    extractor = None
+    if names:
+        extractor = build_feature_extractor(cfg.features, cfg.inception_weights).to(device)
+    module = load_module(cfg.ckpt) if cfg.ckpt is not None else None
+    needs_reference = any(name != "is" for name in names)
+    datamodule = load_datamodule(cfg) if needs_reference or "nll" in selected else None
+    reference = None
+    if needs_reference:
+        reference = reference_for(
+            datamodule, cfg.reference_split, extractor, cfg.cache_dir, cfg.feature_batch_size
+        )
+
+    samples_path, generation = draw_samples(cfg, module)
+    images = read_samples(samples_path)
+
+    metrics = {}
+    if names:
+        generated = image_features(images, extractor, cfg.feature_batch_size)
+        metrics |= score(generated, reference, names, cfg.features)
+    if "nll" in selected:
+        metrics |= nll_of_test_split(module, datamodule, cfg.metrics.nll, device, cfg.seed)
+    results = {
+        "metrics": metrics,
+        "num_samples": len(images),
+        "nfe": generation["nfe"],
+        "sampler": generation["sampler"],
+        "guidance": generation["guidance"],
+        "features": cfg.features,
+        "reference": None,
+        "ckpt": None if cfg.ckpt is None else str(resolve_checkpoint(cfg.ckpt)),
+        "seconds_per_image": generation["seconds_per_image"],
+    }
+    if reference is not None:
+        results["reference"] = {"dataset": dataset_name(datamodule), "split": cfg.reference_split}
+    write_results(cfg, results)
+    return results
+
+
+def check_config(cfg: DictConfig) -> None:
+    """ConfigError for settings that cannot work, before anything is loaded."""
+    if cfg.ckpt is None and cfg.samples is None:
+        raise ConfigError("pass ckpt=<checkpoint or run dir> to sample, or samples=<file.npz>")
+    if "nll" in cfg.metrics and cfg.ckpt is None:
+        raise ConfigError(
+            "metrics=[...,nll]: the NLL needs the model; pass ckpt=<checkpoint or run dir>"
+        )
+    if cfg.reference_split not in ("train", "test"):
+        raise ConfigError(f"reference_split={cfg.reference_split!r}; allowed: train, test")
+    for key in ("num_samples", "feature_batch_size"):
+        value = cfg[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{key}={value!r} must be an integer >= 1")
+    num_images = cfg.metrics.nll.num_images if "nll" in cfg.metrics else None
+    if num_images is not None and (not isinstance(num_images, int) or num_images < 2):
+        raise ConfigError(f"metrics.nll.num_images={num_images!r} must be null or an integer >= 2")
+
+
+def metrics_device(name: str) -> torch.device:
+    """Where features and the NLL are computed: `auto` is the GPU when there is one."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def draw_samples(cfg: DictConfig, module) -> tuple[Path, dict]:
+    """The `.npz` of samples= as given, or of samples drawn now (with `generate`, as the `sample`
+    command does), and what results.json records of their drawing (null for given samples)."""
+    if cfg.samples is not None:
+        return Path(cfg.samples), dict.fromkeys(("nfe", "sampler", "guidance", "seconds_per_image"))
+    started = time.perf_counter()
+    path = generate(sample_config(cfg))
+    return path, {
+        "nfe": nfe_per_batch(module, to_plain(cfg.sampler)),
+        "sampler": to_plain(cfg.sampler),
+        "guidance": {"name": cfg.guidance.name, "scale": cfg.guidance.get("scale")},
+        "seconds_per_image": (time.perf_counter() - started) / cfg.num_samples,
+    }
+
+
+def sample_config(cfg: DictConfig) -> DictConfig:
+    """The `sample` command's config for this evaluation: n = num_samples."""
+    run = cfg.copy()
+    with open_dict(run):
+        run.n = cfg.num_samples
+    return run
+
+
+def load_datamodule(cfg: DictConfig):
+    """The datamodule of `data=`, else of the checkpoint's training run (its config.yaml)."""
+    data = cfg.get("data")
+    if data is None:
+        if cfg.ckpt is None:
+            raise ConfigError("samples= without ckpt= needs the dataset: pass data=<name>")
+        saved = resolve_checkpoint(cfg.ckpt).parents[1] / "config.yaml"
+        if not saved.is_file():
+            raise DataNotFoundError(
+                f"no training config at {saved} to read the dataset from; pass data=<name>"
+            )
+        data = OmegaConf.load(saved).data
+    datamodule = instantiate(data)
+    datamodule.prepare_data()
+    return datamodule
+
+
+def nfe_per_batch(module, sampler: dict) -> int:
+    """Network evaluations per sample batch: the sampler's own count, run on a stand-in network."""
+    net = module.hparams.net
+    image_shape = (net["in_channels"], net["image_size"], net["image_size"])
+    channels = image_shape[0] * (2 if module.diffusion.learns_sigma else 1)
+
+    def zeros(x, t, **model_kwargs):
+        return x.new_zeros((x.shape[0], channels, *x.shape[2:]))
+
+    options = dict(sampler)
+    name = options.pop("name")
+    return sample(zeros, module.diffusion, (1, *image_shape), name, **options).nfe
+
+
+def read_samples(path: Path) -> np.ndarray:
+    """uint8 images [N, H, W, C] from `arr_0` of an `.npz` (as the ADM evaluator reads them)."""
+    if not path.is_file():
+        raise DataNotFoundError(f"samples={path} does not exist; pass an .npz of uint8 images")
+    with np.load(path) as arrays:
+        images = arrays["arr_0"]
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise ConfigError(
+            f"samples={path}: arr_0 must be uint8 [N, H, W, C] with C = 1 or 3, "
+            f"got {images.dtype} {list(images.shape)}"
+        )
+    return images
+
+
+def nll_of_test_split(module, datamodule, nll: DictConfig, device: torch.device, seed: int) -> dict:
+    """nll_bpd and nll_bpd_stderr over the test split (or its first `nll.num_images` images)."""
+    test_set = datamodule.reference_dataset("test")
+    if nll.num_images is not None:
+        test_set = Subset(test_set, range(min(nll.num_images, len(test_set))))
+    torch.manual_seed(seed)  # the x_t ~ q(x_t | x_0) drawn for each term
+    bpd = bits_per_dim(
+        module.diffusion,
+        module.net.to(device),
+        DataLoader(test_set, batch_size=nll.batch_size),
+        device=device,
+        class_conditional=module.num_classes is not None,
+        clip_denoised=nll.clip_denoised,
+    )
+    mean, stderr = mean_and_stderr(bpd)
+    return {"nll_bpd": mean, "nll_bpd_stderr": stderr}
+
+
+def finite_json(value):
+    """`value` with non-finite floats (heun's `s_tmax: .inf`) as the strings "inf", "-inf", "nan":
+    strict JSON has no literal for them."""
+    if isinstance(value, dict):
+        return {key: finite_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def write_results(cfg: DictConfig, results: dict) -> None:
+    """results.json in the run dir, and the scores to the configured loggers."""
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(finite_json(results), indent=2, allow_nan=False)
+    (output_dir / "results.json").write_text(text + "\n")
+    for logger in instantiate_each(cfg.logger):
+        logger.log_hyperparams(to_plain(cfg))
+        logger.log_metrics(results["metrics"], step=0)
+        logger.finalize("success")
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    with user_errors():
+        results = evaluate(cfg)
+        if results is not None:
+            print(json.dumps(results["metrics"]))
+
+
+if __name__ == "__main__":
+    main()

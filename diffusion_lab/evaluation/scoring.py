@@ -1,0 +1,45 @@
+"""Scoring a set of generated images: the `metrics=` names, features in batches, the scores."""
+
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+
+from diffusion_lab.metrics import (
+    FeatureExtractor,
+    Features,
+    ReferenceStats,
+    compute_metrics,
+    extract_features,
+    inception_score,
+    metric_key,
+)
+
+# What each sample metric of `metrics=[...]` reports (`nll` is the likelihood, not a sample metric).
+SAMPLE_METRICS = {"fid": ("fid",), "is": ("is",), "prc": ("precision", "recall")}
+
+
+def scores_of(selected: Iterable[str]) -> list[str]:
+    """The `compute_metrics` names for selected `metrics=` entries: prc -> precision, recall."""
+    return [name for metric in selected for name in SAMPLE_METRICS.get(metric, ())]
+
+
+def image_features(
+    images: np.ndarray, extractor: FeatureExtractor, batch_size: int = 250
+) -> Features:
+    """Features of uint8 images [N, H, W, C] (the `.npz` layout of the ADM evaluator)."""
+    pixels = torch.from_numpy(images).permute(0, 3, 1, 2)
+    return Features.cat(list(extract_features(extractor, pixels.split(batch_size))))
+
+
+def score(
+    generated: Features, reference: ReferenceStats | None, names: list[str], features: str
+) -> dict[str, float]:
+    """{"fid": ..., "is": ..., "precision": ..., "recall": ...} for `names`, suffixed by the
+    feature network unless it is Inception. The Inception Score needs no reference."""
+    if reference is not None:
+        scores = compute_metrics(generated, reference, names)
+    else:  # only the Inception Score was asked for
+        scores = {metric_key("is", features): inception_score(generated.logits)[0]}
+    scores.pop(metric_key("is_std", features), None)
+    return scores
