@@ -13,13 +13,8 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from diffusion_lab.metrics import to_uint8
 from diffusion_lab.sampling import sample
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] images [N,C,H,W] → uint8 [N,H,W,C], rounded as the ADM evaluator expects."""
-    pixels = ((images.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-    return pixels.permute(0, 2, 3, 1).contiguous()
 
 
 class SampleGenerator(pl.LightningModule):
@@ -82,7 +77,8 @@ class SampleGenerator(pl.LightningModule):
             progress=self.progress,
             **options,
         )
-        result = {"index": indices.cpu(), "images": to_uint8(out.images).cpu()}
+        pixels = to_uint8(out.images).permute(0, 2, 3, 1)  # [N,H,W,C], as ADM's .npz holds them
+        result = {"index": indices.cpu(), "images": pixels.contiguous().cpu()}
         if "y" in model_kwargs:
             result["labels"] = model_kwargs["y"].cpu()
         return result

@@ -31,7 +31,7 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
         return images
     if not images.is_floating_point():
         raise TypeError(f"images must be uint8 or float in [-1, 1], got {images.dtype}")
-    return ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    return ((images.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 
 class FeatureExtractor(nn.Module):
