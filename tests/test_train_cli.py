@@ -1,26 +1,15 @@
 """The training command end to end, through a subprocess as a user runs it (tiny settings)."""
 
 import csv
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
+from clitools import run_module
 
 
 def run_train(*overrides: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "2"}
-    return subprocess.run(
-        [sys.executable, "-m", "diffusion_lab.train", *overrides],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_module("diffusion_lab.train", *overrides, timeout=timeout)
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, str]]:

@@ -3,18 +3,15 @@ test, sampled by 2 CPU processes, scored with every metric; and its one-line err
 
 import csv
 import json
-import os
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from clitools import run_module
 from evaluation.evaltools import compose_config
 
 from diffusion_lab.evaluate import evaluate
 
-ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = {
     "metrics", "num_samples", "nfe", "sampler", "guidance", "features", "reference", "ckpt",
     "seconds_per_image",
@@ -34,15 +31,7 @@ TINY_EVAL = [
 
 
 def run_evaluate(*overrides: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "diffusion_lab.evaluate", *overrides],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_module("diffusion_lab.evaluate", *overrides, timeout=timeout, threads=1)
 
 
 def test_two_processes_sample_exactly_num_samples_and_score_every_metric(trained_run, tmp_path):

@@ -1,9 +1,7 @@
 """`python -m diffusion_lab.figures`: a table on stdout, the PNG, one-line errors naming files."""
 
-import subprocess
-import sys
-
 import pytest
+from clitools import run_module
 from matplotlib import image
 
 from diffusion_lab.figures.__main__ import main
@@ -67,20 +65,8 @@ def test_bad_results_file_is_a_one_line_error(write_result, result_json, tmp_pat
 def test_module_runs_as_a_command(write_result, tmp_path):
     write_result("0", sampler="ddim", steps=5)
     out = tmp_path / "fig.png"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "diffusion_lab.figures",
-            str(tmp_path / "multirun"),
-            "--kind",
-            "nfe",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    proc = run_module(
+        "diffusion_lab.figures", str(tmp_path / "multirun"), "--kind", "nfe", "--out", str(out)
     )
     assert proc.returncode == 0, proc.stderr
     assert "fid_digits" in proc.stdout and out.stat().st_size > 0

@@ -1,12 +1,10 @@
 """`guided` (shared by sample and evaluate), class-row grids, and the CLI from training to
 guided samples."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
+from clitools import run_module
 from omegaconf import OmegaConf
 from PIL import Image
 
@@ -112,13 +110,8 @@ def test_cli_trains_conditional_and_classifier_then_samples_guided(tmp_path):
     """experiment=digits_cfg + train_classifier + sample with cfg and classifier (~40 s)."""
 
     def run(module, *overrides):
-        subprocess.run(
-            [sys.executable, "-m", f"diffusion_lab.{module}", *overrides],
-            check=True,
-            cwd=tmp_path,
-            capture_output=True,
-            env={"OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "PATH": ""},
-        )
+        result = run_module(f"diffusion_lab.{module}", *overrides, threads=1, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
 
     run("train", "experiment=digits_cfg", "debug=fast", f"hydra.run.dir={tmp_path}/model")
     run(

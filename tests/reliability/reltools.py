@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import torch
+from clitools import run_module
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
@@ -20,11 +21,17 @@ def config(tmp_path: Path, *overrides: str) -> DictConfig:
         return compose(config_name="train", overrides=fixed + TINY + list(overrides))
 
 
-def command(*args: str) -> list[str]:
-    """The training command on tiny settings; flags such as `-m` go first, as Hydra wants."""
+def train_args(*args: str) -> list[str]:
+    """Arguments of the training command on tiny settings; flags such as `-m` go first, as Hydra
+    wants."""
     flags = [a for a in args if a.startswith("-") and not a.startswith("~")]
     overrides = [a for a in args if a not in flags]
-    return [sys.executable, "-m", "diffusion_lab.train", *flags, *TINY, *overrides]
+    return [*flags, *TINY, *overrides]
+
+
+def command(*args: str) -> list[str]:
+    """The training command on tiny settings."""
+    return [sys.executable, "-m", "diffusion_lab.train", *train_args(*args)]
 
 
 def env() -> dict[str, str]:
@@ -38,10 +45,9 @@ def env() -> dict[str, str]:
     }
 
 
-def run_command(*overrides: str, timeout: int = 180) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        command(*overrides), cwd=ROOT, env=env(), capture_output=True, text=True, timeout=timeout
-    )
+def run_command(*args: str, timeout: int = 180) -> subprocess.CompletedProcess:
+    """The training command on tiny settings (see `command`), run to its end."""
+    return run_module("diffusion_lab.train", *train_args(*args), timeout=timeout, env=env())
 
 
 def error_lines(stderr: str) -> list[str]:
