@@ -136,11 +136,23 @@ class ImageDataModule(L.LightningDataModule):
     num_classes: int | None
 
     def __init__(
-        self, *, batch_size: int, num_workers: int, pin_memory: bool, persistent_workers: bool
+        self,
+        *,
+        image_size: int,
+        channels: int,
+        num_classes: int | None,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
     ):
+        """The images' shape and label count (checked by each dataset), then the loader settings
+        that every dataset takes as `**loader`: `batch_size` per process, `num_workers` loader
+        processes, `pin_memory` (with CUDA only), `persistent_workers` (with workers only)."""
         super().__init__()
         check_int("batch_size", batch_size, 1)
         check_int("num_workers", num_workers, 0)
+        self.image_size, self.channels, self.num_classes = image_size, channels, num_classes
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory

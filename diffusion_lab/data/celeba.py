@@ -1,6 +1,7 @@
 """CelebA (Liu et al. 2015) faces through torchvision, cropped and resized as DDIM does."""
 
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 from torch.utils.data import Dataset
@@ -53,22 +54,15 @@ class CelebADataModule(ImageDataModule):
         image_size: int = 64,
         channels: int = 3,
         num_classes: int | None = None,
-        batch_size: int = 128,
         download: bool = False,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        persistent_workers: bool = False,
+        **loader: Any,
     ):
-        super().__init__(
-            batch_size=batch_size,
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            persistent_workers=persistent_workers,
-        )
         check_int("image_size", image_size, 1)
         check_choice("channels", channels, (3,), "CelebA")
         check_choice("num_classes", num_classes, (None,), "CelebA (unlabelled)")
-        self.image_size, self.channels, self.num_classes = image_size, channels, num_classes
+        super().__init__(
+            image_size=image_size, channels=channels, num_classes=num_classes, **loader
+        )
         self.root, self.download = Path(root), download
 
     @property

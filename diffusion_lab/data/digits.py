@@ -1,5 +1,7 @@
 """scikit-learn's 8x8 handwritten digits: the offline default, nothing to download."""
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
@@ -31,24 +33,17 @@ class DigitsDataModule(ImageDataModule):
         image_size: int = 8,
         channels: int = 1,
         num_classes: int | None = 10,
-        batch_size: int = 128,
         val_fraction: float = 0.1,
         seed: int = 0,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        persistent_workers: bool = False,
+        **loader: Any,
     ):
-        super().__init__(
-            batch_size=batch_size,
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            persistent_workers=persistent_workers,
-        )
         check_int("image_size", image_size, 8)
         check_choice("channels", channels, (1,), "digits")
         check_choice("num_classes", num_classes, (10,), "digits")
         check_fraction("val_fraction", val_fraction)
-        self.image_size, self.channels, self.num_classes = image_size, channels, num_classes
+        super().__init__(
+            image_size=image_size, channels=channels, num_classes=num_classes, **loader
+        )
         self.val_fraction, self.seed = val_fraction, seed
         self._splits: dict[str, Dataset] = {}
 

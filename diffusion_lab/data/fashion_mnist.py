@@ -4,6 +4,7 @@ import gzip
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from torch.utils.data import Dataset
 from torchvision import transforms
@@ -54,22 +55,15 @@ class FashionMNISTDataModule(ImageDataModule):
         image_size: int = 32,
         channels: int = 1,
         num_classes: int | None = 10,
-        batch_size: int = 128,
         download: bool = False,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        persistent_workers: bool = False,
+        **loader: Any,
     ):
-        super().__init__(
-            batch_size=batch_size,
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            persistent_workers=persistent_workers,
-        )
         check_choice("image_size", image_size, (32,), "Fashion-MNIST (28x28 padded to 32)")
         check_choice("channels", channels, (1,), "Fashion-MNIST")
         check_choice("num_classes", num_classes, (10,), "Fashion-MNIST")
-        self.image_size, self.channels, self.num_classes = image_size, channels, num_classes
+        super().__init__(
+            image_size=image_size, channels=channels, num_classes=num_classes, **loader
+        )
         self.root, self.download = Path(root), download
 
     @property

@@ -3,7 +3,7 @@
 import logging
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from PIL import Image
@@ -87,23 +87,21 @@ class ImageFolderDataModule(ImageDataModule):
         seed: int = 0,
         random_flip: bool = True,
         on_bad_image: Literal["skip", "error"] = "skip",
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        persistent_workers: bool = False,
+        **loader: Any,
     ):
-        super().__init__(
-            batch_size=batch_size,
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            persistent_workers=persistent_workers,
-        )
         check_int("image_size", image_size, 1)
         check_choice("channels", channels, (1, 3), "an image folder")
         check_choice("on_bad_image", on_bad_image, ("skip", "error"), "an image folder")
         check_fraction("val_fraction", val_fraction)
         if num_classes is not None:
             check_int("num_classes", num_classes, 1)
-        self.image_size, self.channels, self.num_classes = image_size, channels, num_classes
+        super().__init__(
+            image_size=image_size,
+            channels=channels,
+            num_classes=num_classes,
+            batch_size=batch_size,
+            **loader,
+        )
         self.root, self.val_fraction, self.seed = Path(root), val_fraction, seed
         self.random_flip, self.on_bad_image = random_flip, on_bad_image
         self._scanned: tuple[list[Path], list[int]] | None = None
