@@ -6,17 +6,15 @@ import lightning.pytorch as pl
 import torch
 
 from diffusion_lab.evaluation import reference_for
+from diffusion_lab.lightning.generation import draw
 from diffusion_lab.metrics import (
     Features,
     build_feature_extractor,
     compute_metrics,
     gather_samples,
     metric_key,
-    per_sample_noise,
-    sample_seed,
     shard_indices,
 )
-from diffusion_lab.sampling import sample
 
 
 class FID(pl.Callback):
@@ -122,26 +120,17 @@ class FID(pl.Callback):
         return scores
 
     def draw(self, pl_module: pl.LightningModule, indices: range) -> torch.Tensor:
-        """Samples `indices` in [-1, 1]; class-conditional models get labels i mod K."""
+        """Samples `indices` in [-1, 1], as `python -m diffusion_lab.sample` draws them."""
         net = pl_module.hparams.net
-        shape = (net["in_channels"], net["image_size"], net["image_size"])
-        noise = per_sample_noise(indices, shape, self.seed, pl_module.device)
-        model_kwargs = {}
-        if pl_module.num_classes is not None:
-            labels = torch.tensor(list(indices), device=pl_module.device) % pl_module.num_classes
-            model_kwargs = {"y": labels}
-        seed = sample_seed(self.seed, indices[0])  # the sampler's later noise
-        generator = torch.Generator(pl_module.device).manual_seed(seed)
-        options = dict(self.sampler)
-        name = options.pop("name")
-        out = sample(
+        image_shape = (net["in_channels"], net["image_size"], net["image_size"])
+        images, _ = draw(
             pl_module.net,
             pl_module.diffusion,
-            noise.shape,
-            name,
-            noise=noise,
-            generator=generator,
-            model_kwargs=model_kwargs,
-            **options,
+            self.sampler,
+            indices,
+            image_shape,
+            self.seed,
+            pl_module.device,
+            num_classes=pl_module.num_classes,
         )
-        return out.images
+        return images

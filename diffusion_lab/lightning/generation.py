@@ -5,6 +5,7 @@ devices, and the unrepeated distributed sampler that Lightning uses for predicti
 to exactly one process.
 """
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +14,50 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from diffusion_lab.metrics import to_uint8
+from diffusion_lab.metrics import batch_seed, per_sample_noise, to_uint8
 from diffusion_lab.sampling import sample
 
 
-class SampleGenerator(pl.LightningModule):
-    """Draws the samples whose indices arrive as prediction batches.
+def draw(
+    net: torch.nn.Module,
+    diffusion: Any,
+    sampler: dict,
+    indices: Sequence[int],
+    image_shape: tuple[int, int, int],
+    seed: int,
+    device: torch.device,
+    num_classes: int | None = None,
+    model_kwargs: dict | None = None,
+    cond_fn: Any = None,
+    progress: bool = False,
+) -> tuple[torch.Tensor, dict]:
+    """Samples `indices` of a seeded run, in [-1, 1], and the model kwargs they were drawn with.
 
-    Sample i starts from noise seeded by (seed, i), so a sample does not depend on the batch or
-    process that draws it; the sampler's later noise is seeded by (seed, first index of the batch).
-    Class-conditional models get balanced labels i mod num_classes.
+    Sample i starts from noise seeded by (seed, i), so it does not depend on the batch or process
+    that draws it; the noise the sampler adds later comes from a stream seeded by (seed, first
+    index). Class-conditional models get balanced labels i mod num_classes.
     """
+    kwargs = dict(model_kwargs or {})
+    if num_classes is not None:
+        kwargs["y"] = torch.tensor(list(indices), device=device) % num_classes
+    options = dict(sampler)
+    out = sample(
+        net,
+        diffusion,
+        (len(indices), *image_shape),
+        sampler=options.pop("name"),
+        noise=per_sample_noise(indices, image_shape, seed, device),
+        generator=torch.Generator(device=device).manual_seed(batch_seed(seed, indices[0])),
+        model_kwargs=kwargs,
+        cond_fn=cond_fn,
+        progress=progress,
+        **options,
+    )
+    return out.images, kwargs
+
+
+class SampleGenerator(pl.LightningModule):
+    """Draws the samples whose indices arrive as prediction batches (see `draw`)."""
 
     def __init__(
         self,
@@ -48,36 +82,22 @@ class SampleGenerator(pl.LightningModule):
         self.cond_fn = cond_fn
         self.progress = progress
 
-    def initial_noise(self, indices: torch.Tensor) -> torch.Tensor:
-        noise = [
-            torch.randn(self.image_shape, generator=torch.Generator().manual_seed(self._key(i)))
-            for i in indices.tolist()
-        ]
-        return torch.stack(noise).to(self.device)
-
-    def _key(self, index: int) -> int:
-        return self.seed * 1_000_003 + index
-
     @torch.no_grad()
     def predict_step(self, indices: torch.Tensor, batch_idx: int) -> dict[str, torch.Tensor]:
-        model_kwargs = dict(self.extra_model_kwargs)
-        if self.num_classes is not None:
-            model_kwargs["y"] = indices.to(self.device) % self.num_classes
-        generator = torch.Generator(device=self.device).manual_seed(self._key(int(indices[0])))
-        options = dict(self.sampler)
-        out = sample(
+        images, model_kwargs = draw(
             self.net,
             self.diffusion,
-            (len(indices), *self.image_shape),
-            sampler=options.pop("name"),
-            noise=self.initial_noise(indices),
-            generator=generator,
-            model_kwargs=model_kwargs,
+            self.sampler,
+            indices.tolist(),
+            self.image_shape,
+            self.seed,
+            self.device,
+            num_classes=self.num_classes,
+            model_kwargs=self.extra_model_kwargs,
             cond_fn=self.cond_fn,
             progress=self.progress,
-            **options,
         )
-        pixels = to_uint8(out.images).permute(0, 2, 3, 1)  # [N,H,W,C], as ADM's .npz holds them
+        pixels = to_uint8(images).permute(0, 2, 3, 1)  # [N,H,W,C], as ADM's .npz holds them
         result = {"index": indices.cpu(), "images": pixels.contiguous().cpu()}
         if "y" in model_kwargs:
             result["labels"] = model_kwargs["y"].cpu()

@@ -12,9 +12,9 @@ scores = compute_metrics(generated, reference, cfg.metrics)  # {"fid": ..., "is"
 """
 
 from diffusion_lab.metrics.distributed import (
+    batch_seed,
     gather_samples,
     per_sample_noise,
-    sample_seed,
     shard_indices,
 )
 from diffusion_lab.metrics.extractors import FEATURE_EXTRACTORS, build_feature_extractor, metric_key
@@ -50,6 +50,7 @@ __all__ = [
     "compute_metrics",
     "extract_features",
     "frechet_distance",
+    "batch_seed",
     "gather_samples",
     "image_batches",
     "inception_score",
@@ -58,7 +59,6 @@ __all__ = [
     "per_sample_noise",
     "precision_recall",
     "reference_stats",
-    "sample_seed",
     "shard_indices",
     "to_uint8",
 ]

@@ -21,6 +21,12 @@ def sample_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
+def batch_seed(seed: int, first_index: int) -> int:
+    """A seed for the noise a sampler adds on the way (ancestral steps, DDIM with η > 0) to the
+    batch that starts at sample `first_index`: a stream apart from every sample's starting noise."""
+    return int(np.random.SeedSequence([seed, first_index, 1]).generate_state(1)[0])
+
+
 def per_sample_noise(
     indices: range | list[int],
     shape: tuple[int, ...],

@@ -7,7 +7,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from diffusion_lab.metrics import gather_samples, per_sample_noise, shard_indices
+from diffusion_lab.metrics import batch_seed, gather_samples, per_sample_noise, shard_indices
 
 
 @pytest.mark.parametrize("num_samples", [0, 1, 7, 50_000])
@@ -24,6 +24,13 @@ def test_per_sample_noise_does_not_depend_on_how_samples_are_split():
     torch.testing.assert_close(per_sample_noise(range(1, 6, 2), (2, 3), seed=5), whole[1::2])
     assert not torch.equal(per_sample_noise(range(6), (2, 3), seed=6), whole)
     assert len({tuple(x.flatten().tolist()) for x in whole}) == 6
+
+
+def test_a_batch_s_later_noise_is_not_its_first_sample_s_starting_noise():
+    starts = per_sample_noise(range(4), (16,), seed=0)
+    for first in range(4):
+        later = torch.randn(16, generator=torch.Generator().manual_seed(batch_seed(0, first)))
+        assert not any(torch.allclose(later, start) for start in starts)
 
 
 def draw_and_gather(
