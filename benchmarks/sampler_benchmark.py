@@ -23,20 +23,11 @@ from sklearn.datasets import load_digits
 from diffusion_lab.checkpoints import load_module
 from diffusion_lab.diffusion import create_diffusion
 from diffusion_lab.metrics import FeatureStats, build_feature_extractor, frechet_distance
-from diffusion_lab.models import UNetModel
+from diffusion_lab.models.presets import build_preset, preset_config
 from diffusion_lab.sampling import sample
 
 DEFAULT_RUNS = "ddpm:1000,ddpm:100,ddim:50,ddim:20,dpm_solver:20,dpm_solver:10,heun:18,heun:10"
-NET = {  # conf/model/tiny.yaml at 8x8, 1 channel
-    "_target_": "diffusion_lab.models.UNetModel",
-    "image_size": 8,
-    "in_channels": 1,
-    "model_channels": 32,
-    "channel_mult": [1, 2],
-    "num_res_blocks": 1,
-    "attention_resolutions": [],
-    "num_head_channels": 32,
-}
+NET = preset_config("tiny", image_size=8, channels=1)
 DIFFUSION = {"schedule": "linear", "num_timesteps": 1000, "model_mean_type": "epsilon"}
 
 
@@ -50,7 +41,7 @@ def train(images, steps, batch_size, lr, seed, device):
     """Plain DDPM training (Ho et al. 2020, Algorithm 1) with Adam, warmup and an EMA of 0.999."""
     torch.manual_seed(seed)
     diffusion = create_diffusion(**DIFFUSION)
-    net = UNetModel(**{k: v for k, v in NET.items() if k != "_target_"}).to(device)
+    net = build_preset("tiny", image_size=8, channels=1, device=device)
     ema = copy.deepcopy(net).requires_grad_(False)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / 200))

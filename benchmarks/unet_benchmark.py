@@ -8,9 +8,12 @@ Measures, in one process with the two models alternating (A B, B A, ...):
   - peak memory. CPU: growth of the peak resident set size (VmHWM) of a fresh subprocess over
     two steps, from just after the model and inputs exist; for training it includes gradients
     and AdamW state (3 x 143 MB, the same for both models) besides activations and temporaries.
+    Eager even with --compile (the compiler's own memory would swamp the model's).
     CUDA: torch.cuda.max_memory_allocated() over the warm-up steps minus the memory allocated
     before them (same content; the caching allocator's reserve is not counted).
-CPU runs fp32 eager; CUDA runs bf16 autocast + channels_last + torch.compile (--no-compile).
+CPU runs fp32 eager; CUDA runs bf16 autocast + channels_last + torch.compile. Each of the three
+can be switched either way on either device (--bf16/--no-bf16, --channels-last/--no-channels-last,
+--compile/--no-compile).
 
     pip install -e ".[bench]"
     python benchmarks/unet_benchmark.py --train-batch 32 --sample-batch 64 --repeats 5
@@ -30,9 +33,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils import flop_counter
 
-from diffusion_lab.models.summary import build_preset
+from diffusion_lab.models.presets import build_preset
 
 MODELS = ("ours", "diffusers")
+OPTIONS = ("bf16", "channels_last", "compile")  # on by default with CUDA
 IMAGE_SIZE, CHANNELS, DROPOUT = 32, 3, 0.1  # CIFAR-10; DDPM trains with dropout 0.1
 
 # https://huggingface.co/google/ddpm-cifar10-32/blob/main/config.json
@@ -119,10 +123,8 @@ def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, n: int = 4096) 
     return 2 * n**3 / best / 1e9
 
 
-def autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
+def autocast(device: torch.device, bf16: bool):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
 
 
 def make_steps(model: nn.Module, args, device: torch.device) -> dict[str, Callable[[], None]]:
@@ -141,7 +143,7 @@ def make_steps(model: nn.Module, args, device: torch.device) -> dict[str, Callab
     noise = torch.randn_like(x_train)
 
     def train() -> None:
-        with autocast(device):
+        with autocast(device, args.bf16):
             loss = F.mse_loss(net(x_train, t_train).float(), noise)
         loss.backward()
         optimizer.step()
@@ -149,7 +151,7 @@ def make_steps(model: nn.Module, args, device: torch.device) -> dict[str, Callab
 
     @torch.no_grad()
     def sample() -> None:
-        with autocast(device):
+        with autocast(device, args.bf16):
             net(x_sample, t_sample)
 
     return {"train": train, "sample": sample}
@@ -167,6 +169,8 @@ def peak_rss_growth_mb(name: str, mode: str, args) -> float:
         str(args.threads),
     ]
     command += ["--train-batch", str(args.train_batch), "--sample-batch", str(args.sample_batch)]
+    command += ["--bf16" if args.bf16 else "--no-bf16", "--no-compile"]
+    command += ["--channels-last" if args.channels_last else "--no-channels-last"]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return float(output.strip().splitlines()[-1])
 
@@ -178,7 +182,7 @@ def vm_hwm_kb() -> int:
 
 def memory_child(name: str, mode: str, args) -> None:
     device = torch.device("cpu")
-    step = make_steps(build(name, device, channels_last=False), args, device)[mode]
+    step = make_steps(build(name, device, args.channels_last), args, device)[mode]
     before = vm_hwm_kb()
     for _ in range(2):
         step()
@@ -232,11 +236,13 @@ def run(args) -> dict:
     peaks = {"float32": matmul_peak_gflops(device, torch.float32)}
     if device.type == "cuda":
         peaks["bfloat16"] = matmul_peak_gflops(device, torch.bfloat16, n=8192)
-    peak = peaks["bfloat16" if device.type == "cuda" else "float32"]  # the dtype the runs use
+    if args.bf16 and "bfloat16" not in peaks:
+        peaks["bfloat16"] = matmul_peak_gflops(device, torch.bfloat16, n=1024)
+    peak = peaks["bfloat16" if args.bf16 else "float32"]  # the dtype the runs use
     result = {
         "device": str(device),
         "threads": torch.get_num_threads(),
-        "autocast": "bf16" if device.type == "cuda" else "fp32",
+        "autocast": "bf16" if args.bf16 else "fp32",
         "channels_last": args.channels_last,
         "compile": args.compile,
         "train_batch": args.train_batch,
@@ -269,7 +275,8 @@ def report(result: dict) -> None:
     )
     for key in (key for key in result if key.startswith("matmul_peak")):
         print(f"{key}: {result[key]:.1f}")
-    print("fraction_of_matmul_peak: of the bf16 peak on CUDA (model FLOP utilisation), else fp32")
+    dtype = result["autocast"]
+    print(f"fraction_of_matmul_peak: of the {dtype} matmul peak (model FLOP utilisation)")
     print(f"{'':<34}{'ours':>14}{'diffusers':>14}{'ours/diffusers':>16}")
     rows = ["parameters", "forward_gflop_per_image"]
     rows += [
@@ -293,7 +300,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per model and mode")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--no-compile", dest="force_eager", action="store_true")
+    for option in OPTIONS:
+        parser.add_argument(
+            f"--{option.replace('_', '-')}",
+            action=argparse.BooleanOptionalAction,
+            help="default: on with CUDA, off on CPU",
+        )
     parser.add_argument("--skip-memory", action="store_true", help="CPU: skip the subprocesses")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument(
@@ -301,11 +313,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    on_cuda = args.device.startswith("cuda")
-    args.channels_last = on_cuda
-    args.compile = on_cuda and not args.force_eager
+    for option in OPTIONS:
+        if getattr(args, option) is None:
+            setattr(args, option, args.device.startswith("cuda"))
     if args.memory_child:
-        args.channels_last = args.compile = False
         memory_child(*args.memory_child, args)
         return
     result = run(args)

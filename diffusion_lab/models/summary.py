@@ -1,12 +1,6 @@
 """Parameter counts of the U-Net presets: `python -m diffusion_lab.models.summary`."""
 
-from pathlib import Path
-
-import torch
-from hydra.utils import get_class
-from omegaconf import OmegaConf
-
-PRESET_DIR = Path(__file__).resolve().parents[2] / "conf" / "model"
+from diffusion_lab.models.presets import build_preset
 
 # Each preset's natural dataset: (name, image_size, channels).
 NATURAL_DATA = {
@@ -16,18 +10,6 @@ NATURAL_DATA = {
     "iddpm_cifar10": ("cifar10", 32, 3),
     "adm_64": ("celeba", 64, 3),
 }
-
-
-def build_preset(
-    name: str, image_size: int, channels: int, device: str | torch.device = "cpu", **overrides
-) -> torch.nn.Module:
-    """Instantiates conf/model/<name>.yaml for images of `image_size`² × `channels`."""
-    data = {"image_size": image_size, "channels": channels}
-    root = OmegaConf.create({"data": data, "model": OmegaConf.load(PRESET_DIR / f"{name}.yaml")})
-    kwargs = OmegaConf.to_container(root.model, resolve=True)
-    model_class = get_class(kwargs.pop("_target_"))
-    with torch.device(device):
-        return model_class(**{**kwargs, **overrides})
 
 
 def parameter_count(name: str, learn_sigma: bool = False) -> int:

@@ -11,17 +11,10 @@ from hydra.utils import instantiate
 from diffusion_lab.callbacks import EMA, FID
 from diffusion_lab.data import DigitsDataModule
 from diffusion_lab.lightning import DiffusionModule
+from diffusion_lab.models.presets import preset_config
 from diffusion_lab.train import train
 
-NET = {
-    "_target_": "diffusion_lab.models.UNetModel",
-    "image_size": 8,
-    "in_channels": 1,
-    "model_channels": 32,
-    "channel_mult": [1, 2],
-    "num_res_blocks": 1,
-    "attention_resolutions": [],
-}
+NET = preset_config("tiny", image_size=8, channels=1)
 
 
 class WeightsProbe(pl.Callback):

@@ -7,20 +7,15 @@ import torch
 from diffusion_lab.diffusion import create_diffusion
 from diffusion_lab.guidance import ClassifierFreeGuidance, ClassifierGuidance, IgnoreLabels
 from diffusion_lab.models import EncoderUNetModel, UNetModel
+from diffusion_lab.models.presets import build_preset, preset_config
 from diffusion_lab.sampling import sample
 
 SAMPLERS = {"ddpm": {}, "ddim": {"eta": 0.5}, "dpm_solver": {}, "heun": {"s_churn": 1.0}}
 SHAPE = (4, 1, 8, 8)
 LABELS = torch.tensor([0, 1, 0, 1])
 NULL = 2  # num_classes: the null class of classifier-free guidance
-TINY = {
-    "image_size": 8,
-    "in_channels": 1,
-    "model_channels": 32,
-    "channel_mult": (1, 2),
-    "num_res_blocks": 1,
-    "attention_resolutions": [],
-    "num_head_channels": 32,
+ENCODER = {  # the tiny U-Net's encoder half
+    k: v for k, v in preset_config("tiny", 8, 1).items() if k not in ("_target_", "num_classes")
 }
 
 
@@ -34,11 +29,11 @@ def perturbed(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def unet(learn_sigma: bool = False, num_classes: int | None = NULL) -> UNetModel:
-    return perturbed(UNetModel(**TINY, num_classes=num_classes, learn_sigma=learn_sigma))
+    return perturbed(build_preset("tiny", 8, 1, num_classes=num_classes, learn_sigma=learn_sigma))
 
 
 def classifier() -> EncoderUNetModel:
-    return perturbed(EncoderUNetModel(**TINY, out_channels=2, pool="attention"))
+    return perturbed(EncoderUNetModel(**ENCODER, out_channels=2, pool="attention"))
 
 
 def draw(model, sampler, labels=LABELS, cond_fn=None, var_type="fixed_large"):

@@ -12,27 +12,24 @@ from diffusion_lab.errors import ConfigError
 from diffusion_lab.guidance import ClassifierFreeGuidance, ClassifierGuidance, IgnoreLabels
 from diffusion_lab.lightning import DiffusionModule
 from diffusion_lab.lightning.classifier import NoisyClassifierModule
+from diffusion_lab.models.presets import preset_config
 from diffusion_lab.sample import guided, write_grid
 
-TINY = {
-    "image_size": 8,
-    "in_channels": 1,
-    "model_channels": 32,
-    "channel_mult": [1, 2],
-    "num_res_blocks": 1,
-    "attention_resolutions": [],
-    "num_head_channels": 32,
+TINY = preset_config("tiny", image_size=8, channels=1)
+ENCODER = {
+    **{k: v for k, v in TINY.items() if k != "num_classes"},
+    "_target_": "diffusion_lab.models.EncoderUNetModel",
 }
 ADAM = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3}
 
 
 def model(num_classes=10, schedule="linear"):
-    net = {"_target_": "diffusion_lab.models.UNetModel", **TINY, "num_classes": num_classes}
+    net = {**TINY, "num_classes": num_classes}
     return DiffusionModule(net, {"schedule": schedule, "num_timesteps": 50}, ADAM).eval()
 
 
 def classifier_checkpoint(tmp_path, num_classes=10):
-    net = {"_target_": "diffusion_lab.models.EncoderUNetModel", **TINY, "out_channels": num_classes}
+    net = {**ENCODER, "out_channels": num_classes}
     module = NoisyClassifierModule(
         net, {"schedule": "linear", "num_timesteps": 50}, ADAM, num_classes
     )
@@ -80,7 +77,7 @@ def test_guided_rejects_what_cannot_work(tmp_path, module, guidance, message):
 def test_classifier_gradient_works_under_inference_mode():
     """Lightning's predict runs in inference mode; the gradient must still flow."""
     net = NoisyClassifierModule(
-        {"_target_": "diffusion_lab.models.EncoderUNetModel", **TINY, "out_channels": 2},
+        {**ENCODER, "out_channels": 2},
         {"num_timesteps": 50},
         ADAM,
         2,

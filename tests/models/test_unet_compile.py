@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from diffusion_lab.models.summary import build_preset
+from diffusion_lab.models.presets import build_preset
 
 
 @pytest.mark.slow

@@ -5,7 +5,8 @@ import torch
 
 from diffusion_lab.errors import ConfigError
 from diffusion_lab.models import EncoderUNetModel, UNetModel, summary
-from diffusion_lab.models.summary import build_preset, parameter_count
+from diffusion_lab.models.presets import build_preset, preset_config
+from diffusion_lab.models.summary import parameter_count
 
 # (fixed sigma, learned sigma) on each preset's natural dataset (summary.NATURAL_DATA).
 # ddpm_cifar10 equals diffusers' google/ddpm-cifar10-32 (Ho et al.'s 35.7M); iddpm_cifar10 with
@@ -32,6 +33,13 @@ def test_tiny_preset_runs_on_8_to_32_px():
         model = build_preset("tiny", size, channels)
         x = torch.randn(2, channels, size, size)
         assert model(x, torch.tensor([3, 7])).shape == x.shape
+
+
+def test_preset_config_resolves_the_data_shape_and_applies_overrides():
+    config = preset_config("small", 28, 1, dropout=0.3)
+    assert config["_target_"] == "diffusion_lab.models.UNetModel"
+    assert (config["image_size"], config["in_channels"], config["dropout"]) == (28, 1, 0.3)
+    assert config["channel_mult"] == [1, 2, 2] and isinstance(config["channel_mult"], list)
 
 
 def test_small_preset_builds_at_28_and_32_px():

@@ -1,0 +1,29 @@
+"""The U-Net presets of conf/model/, outside Hydra: their settings for one image shape, and the
+networks built from them."""
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import get_class
+from omegaconf import OmegaConf
+
+PRESET_DIR = Path(__file__).resolve().parents[2] / "conf" / "model"
+
+
+def preset_config(name: str, image_size: int, channels: int, **overrides: Any) -> dict[str, Any]:
+    """conf/model/<name>.yaml for images of `image_size`² × `channels`, as a plain dict with its
+    `_target_` (what a DiffusionModule's `net` takes), `overrides` applied."""
+    data = {"image_size": image_size, "channels": channels}
+    root = OmegaConf.create({"data": data, "model": OmegaConf.load(PRESET_DIR / f"{name}.yaml")})
+    return {**OmegaConf.to_container(root.model, resolve=True), **overrides}
+
+
+def build_preset(
+    name: str, image_size: int, channels: int, device: str | torch.device = "cpu", **overrides
+) -> torch.nn.Module:
+    """The network of `preset_config(name, image_size, channels, **overrides)` on `device`."""
+    kwargs = preset_config(name, image_size, channels, **overrides)
+    model_class = get_class(kwargs.pop("_target_"))  # not instantiate: its errors would be wrapped
+    with torch.device(device):
+        return model_class(**kwargs)
