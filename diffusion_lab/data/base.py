@@ -126,7 +126,7 @@ class ResumableLoader(DataLoader):
 
 
 class ImageDataModule(L.LightningDataModule):
-    """Loader settings and dataloaders; subclasses fill `train_set` / `val_set` in `setup`.
+    """Loader settings, splits and dataloaders; subclasses say how to read a split (`dataset`).
 
     Batches are (images float32 [N, C, H, W] in [-1, 1], labels int64 [N]).
     """
@@ -134,6 +134,7 @@ class ImageDataModule(L.LightningDataModule):
     image_size: int
     channels: int
     num_classes: int | None
+    val_split = "test"  # the split validation runs on
 
     def __init__(
         self,
@@ -160,9 +161,20 @@ class ImageDataModule(L.LightningDataModule):
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
 
+    def dataset(self, split: str, augment: bool) -> Dataset:
+        """The images of `split` ("train", "test" or `val_split`), augmented for training if
+        `augment`."""
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit"):
+            self.train_set = self.dataset("train", augment=True)
+        self.val_set = self.dataset(self.val_split, augment=False)
+
     def reference_dataset(self, split: Split) -> Dataset:
         """The `split` images without augmentation: what FID reference statistics use."""
-        raise NotImplementedError
+        check_split(split)
+        return self.dataset(split, augment=False)
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled by (seed, epoch): `PL_GLOBAL_SEED`, which `seed_everything` sets on every rank.

@@ -11,11 +11,9 @@ from torchvision.transforms import functional as TF
 
 from diffusion_lab.data.base import (
     ImageDataModule,
-    Split,
     ZeroLabels,
     check_choice,
     check_int,
-    check_split,
     first_line,
     signed_tensor,
 )
@@ -46,6 +44,8 @@ class CelebADataModule(ImageDataModule):
     0 (num_classes is None). Reads `<root>/celeba/`; torchvision downloads it (needs `gdown`)
     only when `download=True`.
     """
+
+    val_split = "valid"
 
     def __init__(
         self,
@@ -85,18 +85,18 @@ class CelebADataModule(ImageDataModule):
             (self.folder / name).is_file() for name in ANNOTATIONS
         )
 
-    def _dataset(self, split: str, flip: bool) -> Dataset:
+    def dataset(self, split: str, augment: bool) -> Dataset:
         if not self._files_present():
             raise DataNotFoundError(
                 f"CelebA not found under {self.folder} (needs img_align_celeba/ and "
                 f"{', '.join(ANNOTATIONS)}); set data.root=<dir containing celeba/> or "
                 "data.download=true"
             )
-        augment = [ddim_crop, transforms.Resize(self.image_size)]
-        if flip:
-            augment.append(transforms.RandomHorizontalFlip())
+        steps = [ddim_crop, transforms.Resize(self.image_size)]
+        if augment:
+            steps.append(transforms.RandomHorizontalFlip())
         try:
-            transform = signed_tensor(*augment)
+            transform = signed_tensor(*steps)
             images = CelebA(self.root, split=split, target_type=[], transform=transform)
         except RuntimeError as err:  # torchvision's MD5 check of the annotation files failed
             raise DataNotFoundError(
@@ -104,12 +104,3 @@ class CelebADataModule(ImageDataModule):
                 "replace them with intact copies or set data.download=true"
             ) from err
         return ZeroLabels(images)
-
-    def setup(self, stage: str | None = None) -> None:
-        if stage in (None, "fit"):
-            self.train_set = self._dataset("train", flip=True)
-        self.val_set = self._dataset("valid", flip=False)
-
-    def reference_dataset(self, split: Split) -> Dataset:
-        check_split(split)
-        return self._dataset(split, flip=False)

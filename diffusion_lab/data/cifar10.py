@@ -9,9 +9,7 @@ from torchvision.datasets import CIFAR10
 
 from diffusion_lab.data.base import (
     ImageDataModule,
-    Split,
     check_choice,
-    check_split,
     first_line,
     signed_tensor,
 )
@@ -64,26 +62,17 @@ class CIFAR10DataModule(ImageDataModule):
     def _files_present(self) -> bool:
         return all((self.folder / name).is_file() for name in BATCH_FILES)
 
-    def _dataset(self, train: bool, flip: bool) -> Dataset:
+    def dataset(self, split: str, augment: bool) -> Dataset:
         if not self._files_present():
             raise DataNotFoundError(
                 f"CIFAR-10 not found under {self.folder}; set data.root=<dir containing "
                 "cifar-10-batches-py> or data.download=true"
             )
-        augment = [transforms.RandomHorizontalFlip()] if flip else []
+        flip = [transforms.RandomHorizontalFlip()] if augment else []
         try:
-            return CIFAR10(self.root, train=train, transform=signed_tensor(*augment))
+            return CIFAR10(self.root, train=split == "train", transform=signed_tensor(*flip))
         except RuntimeError as err:  # torchvision's MD5 check failed
             raise DataNotFoundError(
                 f"CIFAR-10 under {self.folder} fails torchvision's checksum check; delete that "
                 "folder and set data.download=true, or copy an intact one there"
             ) from err
-
-    def setup(self, stage: str | None = None) -> None:
-        if stage in (None, "fit"):
-            self.train_set = self._dataset(train=True, flip=True)
-        self.val_set = self._dataset(train=False, flip=False)
-
-    def reference_dataset(self, split: Split) -> Dataset:
-        check_split(split)
-        return self._dataset(train=split == "train", flip=False)

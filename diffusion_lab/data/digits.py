@@ -9,11 +9,9 @@ from torch.utils.data import Dataset, TensorDataset
 
 from diffusion_lab.data.base import (
     ImageDataModule,
-    Split,
     check_choice,
     check_fraction,
     check_int,
-    check_split,
     seeded_split,
 )
 
@@ -60,9 +58,5 @@ class DigitsDataModule(ImageDataModule):
             self._splits["test"] = TensorDataset(images[val], labels[val])
         return self._splits
 
-    def setup(self, stage: str | None = None) -> None:
-        self.train_set, self.val_set = self._load()["train"], self._load()["test"]
-
-    def reference_dataset(self, split: Split) -> Dataset:
-        check_split(split)
-        return self._load()[split]
+    def dataset(self, split: str, augment: bool) -> Dataset:
+        return self._load()[split]  # no augmentation

@@ -12,9 +12,7 @@ from torchvision.datasets import FashionMNIST
 
 from diffusion_lab.data.base import (
     ImageDataModule,
-    Split,
     check_choice,
-    check_split,
     first_line,
     signed_tensor,
 )
@@ -95,17 +93,8 @@ class FashionMNISTDataModule(ImageDataModule):
                 "the four idx files there or `apt-get install dataset-fashion-mnist`"
             ) from err
 
-    def _dataset(self, train: bool) -> Dataset:
+    def dataset(self, split: str, augment: bool) -> Dataset:
         self._ensure_raw_files()
         # pad after scaling, so the border is the background value -1
         transform = transforms.Compose([signed_tensor(), transforms.Pad(2, fill=-1.0)])
-        return FashionMNIST(self.root, train=train, transform=transform)
-
-    def setup(self, stage: str | None = None) -> None:
-        if stage in (None, "fit"):
-            self.train_set = self._dataset(train=True)
-        self.val_set = self._dataset(train=False)
-
-    def reference_dataset(self, split: Split) -> Dataset:
-        check_split(split)
-        return self._dataset(train=split == "train")
+        return FashionMNIST(self.root, train=split == "train", transform=transform)

@@ -13,11 +13,9 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from diffusion_lab.data.base import (
     ImageDataModule,
-    Split,
     check_choice,
     check_fraction,
     check_int,
-    check_split,
     seeded_split,
     signed_tensor,
 )
@@ -162,27 +160,18 @@ class ImageFolderDataModule(ImageDataModule):
             )
         return kept_files, kept_labels
 
-    def _dataset(self, part: Split, flip: bool) -> Dataset:
+    def dataset(self, split: str, augment: bool) -> Dataset:
         files, labels = self._scan()
-        indices = seeded_split(len(files), self.val_fraction, self.seed)[part == "test"]
-        augment = [
+        indices = seeded_split(len(files), self.val_fraction, self.seed)[split == "test"]
+        steps = [
             transforms.Resize(self.image_size, transforms.InterpolationMode.BICUBIC),
             transforms.CenterCrop(self.image_size),
         ]
-        if flip:
-            augment.append(transforms.RandomHorizontalFlip())
+        if augment and self.random_flip:
+            steps.append(transforms.RandomHorizontalFlip())
         return ImageFiles(
             [files[i] for i in indices],
             [labels[i] for i in indices],
             mode="RGB" if self.channels == 3 else "L",
-            transform=signed_tensor(*augment),
+            transform=signed_tensor(*steps),
         )
-
-    def setup(self, stage: str | None = None) -> None:
-        if stage in (None, "fit"):
-            self.train_set = self._dataset("train", flip=self.random_flip)
-        self.val_set = self._dataset("test", flip=False)
-
-    def reference_dataset(self, split: Split) -> Dataset:
-        check_split(split)
-        return self._dataset(split, flip=False)
