@@ -31,6 +31,24 @@ def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10
     return embedding
 
 
+class TimestepEmbedder(nn.Sequential):
+    """t [N] -> sinusoidal embedding -> Linear, SiLU, Linear -> [N, 4 * model_channels] (DDPM
+    App. B; the Transformer's position embedding, then an MLP)."""
+
+    def __init__(self, model_channels: int):
+        emb_channels = 4 * model_channels
+        super().__init__(
+            nn.Linear(model_channels, emb_channels),
+            nn.SiLU(),
+            nn.Linear(emb_channels, emb_channels),
+        )
+        self.model_channels = model_channels
+
+    def forward(self, timesteps: torch.Tensor) -> torch.Tensor:
+        t_emb = timestep_embedding(timesteps, self.model_channels)
+        return super().forward(t_emb.to(self[0].weight.dtype))
+
+
 class GroupNorm32(nn.GroupNorm):
     """GroupNorm computed in float32 whatever the input dtype (bf16/fp16 statistics drift)."""
 

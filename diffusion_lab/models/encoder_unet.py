@@ -13,10 +13,10 @@ from diffusion_lab.errors import ConfigError
 from diffusion_lab.models.blocks import (
     AttentionBlock,
     ResBlock,
+    TimestepEmbedder,
     head_count,
     normalization,
     run_block,
-    timestep_embedding,
     zero_module,
 )
 from diffusion_lab.models.unet import attention_downsample_rates, build_encoder_half, check_widths
@@ -81,15 +81,10 @@ class EncoderUNetModel(nn.Module):
         channel_mult = tuple(channel_mult)
         attention_ds = attention_downsample_rates(image_size, channel_mult, attention_resolutions)
         check_widths(model_channels, channel_mult)
-        self.model_channels = model_channels
         self.use_checkpoint = use_checkpoint
 
         emb_channels = 4 * model_channels
-        self.time_embed = nn.Sequential(
-            nn.Linear(model_channels, emb_channels),
-            nn.SiLU(),
-            nn.Linear(emb_channels, emb_channels),
-        )
+        self.time_embed = TimestepEmbedder(model_channels)
         self.input_blocks, self.middle_block, widths = build_encoder_half(
             in_channels=in_channels,
             model_channels=model_channels,
@@ -122,8 +117,7 @@ class EncoderUNetModel(nn.Module):
 
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
         """x_t [N, C, H, W], timesteps [N] -> logits [N, out_channels]."""
-        t_emb = timestep_embedding(timesteps, self.model_channels)
-        emb = self.time_embed(t_emb.to(self.time_embed[0].weight.dtype))
+        emb = self.time_embed(timesteps)
         h = x
         for block in self.input_blocks:
             h = run_block(block, h, emb, self.use_checkpoint)

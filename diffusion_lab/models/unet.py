@@ -14,11 +14,11 @@ from diffusion_lab.models.blocks import (
     AttentionBlock,
     Downsample,
     ResBlock,
+    TimestepEmbedder,
     TimestepEmbedSequential,
     Upsample,
     normalization,
     run_block,
-    timestep_embedding,
     zero_module,
 )
 
@@ -133,17 +133,12 @@ class UNetModel(nn.Module):
         channel_mult = tuple(channel_mult)
         attention_ds = attention_downsample_rates(image_size, channel_mult, attention_resolutions)
         check_widths(model_channels, channel_mult)
-        self.model_channels = model_channels
         self.num_classes = num_classes
         self.use_checkpoint = use_checkpoint
         self.out_channels = (out_channels or in_channels) * (2 if learn_sigma else 1)
 
         emb_channels = 4 * model_channels
-        self.time_embed = nn.Sequential(
-            nn.Linear(model_channels, emb_channels),
-            nn.SiLU(),
-            nn.Linear(emb_channels, emb_channels),
-        )
+        self.time_embed = TimestepEmbedder(model_channels)
         self.label_emb = (
             nn.Embedding(num_classes + 1, emb_channels) if num_classes is not None else None
         )
@@ -189,8 +184,7 @@ class UNetModel(nn.Module):
         self, x: torch.Tensor, timesteps: torch.Tensor, y: torch.Tensor | None = None
     ) -> torch.Tensor:
         """x [N, C, H, W], timesteps [N] (may be fractional), y [N] labels -> [N, C_out, H, W]."""
-        t_emb = timestep_embedding(timesteps, self.model_channels)
-        emb = self.time_embed(t_emb.to(self.time_embed[0].weight.dtype))
+        emb = self.time_embed(timesteps)
         if self.label_emb is not None:
             if y is None:
                 raise ValueError(
