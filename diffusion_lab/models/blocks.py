@@ -50,10 +50,15 @@ class TimestepEmbedder(nn.Sequential):
 
 
 class GroupNorm32(nn.GroupNorm):
-    """GroupNorm computed in float32 whatever the input dtype (bf16/fp16 statistics drift)."""
+    """GroupNorm with float32 statistics, output in the input's dtype (ADM's GroupNorm32).
+
+    The kernels accumulate bf16 and fp16 inputs in float32 already, so the input is not upcast
+    (a float32 copy kept for backward costs memory); CUDA autocast runs group_norm in float32,
+    and the cast back keeps the activations after it in bf16.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.float()).type(x.dtype)
+        return super().forward(x).type(x.dtype)
 
 
 def normalization(channels: int) -> GroupNorm32:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from diffusion_lab.models import UNetModel
-from diffusion_lab.models.blocks import AttentionBlock, timestep_embedding
+from diffusion_lab.models.blocks import AttentionBlock, normalization, timestep_embedding
 
 TINY = dict(
     image_size=16,
@@ -119,6 +119,22 @@ def test_channels_last_and_bf16_autocast_match_fp32():
         low = model(x, t, y)
     assert low.dtype == torch.bfloat16
     assert (low.float() - reference).norm() / reference.norm() < 0.05
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_group_norm_statistics_are_float32_for_low_precision_inputs(dtype):
+    """Far from zero mean (where low-precision sums of squares cancel) the output equals the
+    float32 GroupNorm to within the rounding of the output itself."""
+    norm = normalization(64)
+    with torch.no_grad():
+        norm.weight.normal_()
+        norm.bias.normal_()
+    x = (torch.randn(2, 64, 8, 8, generator=torch.Generator().manual_seed(0)) * 3 + 1000).to(dtype)
+    out = norm(x)
+    reference = norm(x.float())
+    assert out.dtype == dtype
+    rounding = (reference.to(dtype).float() - reference).abs().max()
+    assert (out.float() - reference).abs().max() <= rounding * 1.01
 
 
 def test_gradient_checkpointing_gives_same_gradients():
