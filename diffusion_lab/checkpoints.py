@@ -10,6 +10,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from diffusion_lab.errors import CheckpointError
+from diffusion_lab.targets import MODEL_PARTS, check_targets
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -25,13 +26,14 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def load_checkpoint(path: str | Path, mmap: bool = False) -> dict:
-    """Loads a checkpoint with `weights_only=True`: tensors and plain values, never code.
+    """Loads a checkpoint with `weights_only=True`: tensors and plain values, never code; every
+    `_target_` in its hyperparameters must be one the lab builds (`targets.MODEL_PARTS`).
 
     `mmap=True` maps the tensors instead of reading them: a cheap check of a large file.
     """
     path = resolve_checkpoint(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             f"refusing to load {path}: it holds more than tensors ({exc})"
@@ -40,6 +42,11 @@ def load_checkpoint(path: str | Path, mmap: bool = False) -> dict:
         raise CheckpointError(
             f"cannot read checkpoint {path}: truncated or corrupt ({exc})"
         ) from exc
+    if isinstance(checkpoint, dict):
+        check_targets(
+            checkpoint.get("hyper_parameters"), MODEL_PARTS, str(path), "hyper_parameters"
+        )
+    return checkpoint
 
 
 def load_module(path: str | Path):

@@ -32,6 +32,7 @@ from diffusion_lab.evaluation import (
 from diffusion_lab.metrics import build_feature_extractor
 from diffusion_lab.sample import generate
 from diffusion_lab.sampling import sample
+from diffusion_lab.targets import RUN_PARTS, check_targets
 from diffusion_lab.train import instantiate_each, is_rank_zero
 
 
@@ -143,6 +144,7 @@ def load_datamodule(cfg: DictConfig):
                 f"no training config at {saved} to read the dataset from; pass data=<name>"
             )
         data = OmegaConf.load(saved).data
+        check_targets(data, RUN_PARTS, str(saved), "data")
     datamodule = instantiate(data)
     datamodule.prepare_data()
     return datamodule
@@ -218,7 +220,7 @@ def write_results(cfg: DictConfig, results: dict) -> None:
         logger.finalize("success")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     with user_errors():
         results = evaluate(cfg)

@@ -13,6 +13,7 @@ from safetensors.torch import load_file, save_file
 
 from diffusion_lab.checkpoints import load_checkpoint, resolve_checkpoint
 from diffusion_lab.cli import user_errors
+from diffusion_lab.targets import MODEL_PARTS, check_targets
 
 PREFIX = "net."
 
@@ -36,6 +37,7 @@ def load_exported(path: str | Path):
 
     with safe_open(str(path), framework="pt") as f:
         hyper_parameters = json.loads(f.metadata()["hyper_parameters"])
+    check_targets(hyper_parameters, MODEL_PARTS, str(path), "hyper_parameters")
     module = DiffusionModule(**hyper_parameters)
     module.net.load_state_dict(load_file(str(path)))
     return module.eval()

@@ -125,7 +125,7 @@ def write_grid(npz_path: Path, png_path: Path, count: int) -> None:
     save_image(images.float() / 255, png_path, nrow=nrow, padding=1)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="sample")
+@hydra.main(version_base="1.3", config_path="conf", config_name="sample")
 def main(cfg: DictConfig) -> None:
     with user_errors():
         path = generate(cfg)

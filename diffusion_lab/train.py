@@ -191,7 +191,7 @@ def resume_config(cfg: DictConfig) -> DictConfig:
     return resumed
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> None:
     if "SLURM_JOB_ID" not in os.environ:  # a scheduler's early warning stops the run cleanly
         signal.signal(signal.SIGUSR1, lambda *_: os.kill(os.getpid(), signal.SIGTERM))

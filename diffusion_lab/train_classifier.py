@@ -35,7 +35,7 @@ def train_classifier(cfg: DictConfig) -> dict[str, float]:
     return {name: float(value) for name, value in trainer.callback_metrics.items()}
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train_classifier")
+@hydra.main(version_base="1.3", config_path="conf", config_name="train_classifier")
 def main(cfg: DictConfig) -> None:
     with user_errors():
         train_classifier(cfg)

@@ -6,17 +6,18 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+from diffusion_lab import CONFIG_DIR
+
 GROUPS = ["data", "model", "schedule", "loss", "sampler", "trainer", "logger", "callbacks", "paths"]
 
 
 def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
 
 
 def compose_train(tmp_path: Path, overrides: list[str]):
     fixed = [f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path}/run"]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return compose(config_name="train", overrides=fixed + overrides)
 
 

@@ -7,16 +7,16 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from diffusion_lab import CONFIG_DIR
 from diffusion_lab.train import train
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 TINY = ["experiment=quickstart", "debug=fast", "model.model_channels=32"]
 
 
 def run(tmp_path: Path, *overrides: str) -> Path:
     out = tmp_path / "run"
     fixed = [f"paths.root_dir={tmp_path}", f"paths.output_dir={out}"]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=fixed + TINY + list(overrides))
     train(cfg)
     return out

@@ -5,11 +5,11 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from torchmetrics.classification import MulticlassAccuracy
 
 from diffusion_lab.checkpoints import load_checkpoint
 from diffusion_lab.diffusion import create_diffusion
+from diffusion_lab.targets import MODEL_PARTS, build
 
 
 class NoisyClassifierModule(pl.LightningModule):
@@ -26,7 +26,7 @@ class NoisyClassifierModule(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.diffusion = create_diffusion(**diffusion)
-        self.net = instantiate(net)
+        self.net = build(net, MODEL_PARTS, "net")
         self.num_classes = num_classes
         self.train_accuracy = MulticlassAccuracy(num_classes)
         self.val_accuracy = MulticlassAccuracy(num_classes)
@@ -63,7 +63,7 @@ class NoisyClassifierModule(pl.LightningModule):
         self.log("val/accuracy", self.val_accuracy)
 
     def configure_optimizers(self) -> Any:
-        return instantiate(self.hparams.optimizer)(params=self.parameters())
+        return build(self.hparams.optimizer, MODEL_PARTS, "optimizer")(params=self.parameters())
 
 
 def load_classifier(path: str) -> NoisyClassifierModule:

@@ -8,13 +8,13 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from hydra.utils import instantiate
 from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics import MeanMetric
 
 from diffusion_lab.checkpoints import rng_state, set_rng_state
 from diffusion_lab.diffusion import create_diffusion, create_named_schedule_sampler
 from diffusion_lab.errors import TrainingDivergedError
+from diffusion_lab.targets import MODEL_PARTS, build
 
 NUM_QUARTILES = 4
 
@@ -50,7 +50,7 @@ class DiffusionModule(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.diffusion = create_diffusion(**diffusion)
-        self.net = instantiate(net, learn_sigma=self.diffusion.learns_sigma)
+        self.net = build(net, MODEL_PARTS, "net", learn_sigma=self.diffusion.learns_sigma)
         self.schedule_sampler = create_named_schedule_sampler(timestep_sampler, self.diffusion)
         self.num_classes = net.get("num_classes")
         self.loss_by_quartile = torch.nn.ModuleList(MeanMetric() for _ in range(NUM_QUARTILES))
@@ -161,7 +161,9 @@ class DiffusionModule(pl.LightningModule):
             self.log("val/mse", terms["mse"].mean(), sync_dist=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = instantiate(self.hparams.optimizer)(params=self.parameters())
+        optimizer = build(self.hparams.optimizer, MODEL_PARTS, "optimizer")(
+            params=self.parameters()
+        )
         warmup = max(int(self.hparams.warmup_steps), 1)
         scheduler = LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
         return {

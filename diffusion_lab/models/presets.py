@@ -1,14 +1,15 @@
 """The U-Net presets of conf/model/, outside Hydra: their settings for one image shape, and the
 networks built from them."""
 
-from pathlib import Path
 from typing import Any
 
 import torch
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 
-PRESET_DIR = Path(__file__).resolve().parents[2] / "conf" / "model"
+from diffusion_lab.config import CONFIG_DIR
+
+PRESET_DIR = CONFIG_DIR / "model"
 
 
 def preset_config(name: str, image_size: int, channels: int, **overrides: Any) -> dict[str, Any]:

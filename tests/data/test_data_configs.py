@@ -1,13 +1,14 @@
 """conf/data/*.yaml: every option instantiates its datamodule, reading no data, keys documented."""
 
 import re
-from pathlib import Path
 
 import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-CONF = Path(__file__).resolve().parents[2] / "conf" / "data"
+from diffusion_lab import CONFIG_DIR
+
+CONF = CONFIG_DIR / "data"
 OPTIONS = sorted(p.stem for p in CONF.glob("*.yaml"))
 
 

@@ -1,20 +1,18 @@
 """Beta schedules: pinned values, closed forms, and the config presets that name them."""
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from diffusion_lab import CONFIG_DIR
 from diffusion_lab.diffusion import (
     create_diffusion,
     create_named_schedule_sampler,
     get_named_beta_schedule,
 )
 from diffusion_lab.errors import ConfigError
-
-CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
 def test_linear_spans_ddpm_range_scaled_by_1000_over_t():
@@ -79,11 +77,13 @@ def test_unknown_schedule_names_key_and_choices():
         get_named_beta_schedule("linear", 20)  # β_T = 0.02·1000/T reaches 1
 
 
-@pytest.mark.parametrize("schedule", sorted(p.stem for p in (CONF / "schedule").glob("*.yaml")))
-@pytest.mark.parametrize("loss", sorted(p.stem for p in (CONF / "loss").glob("*.yaml")))
+@pytest.mark.parametrize(
+    "schedule", sorted(p.stem for p in (CONFIG_DIR / "schedule").glob("*.yaml"))
+)
+@pytest.mark.parametrize("loss", sorted(p.stem for p in (CONFIG_DIR / "loss").glob("*.yaml")))
 def test_every_preset_builds_a_diffusion(schedule, loss):
-    schedule_cfg = OmegaConf.load(CONF / "schedule" / f"{schedule}.yaml")
-    loss_cfg = OmegaConf.load(CONF / "loss" / f"{loss}.yaml")
+    schedule_cfg = OmegaConf.load(CONFIG_DIR / "schedule" / f"{schedule}.yaml")
+    loss_cfg = OmegaConf.load(CONFIG_DIR / "loss" / f"{loss}.yaml")
     assert schedule_cfg.name == schedule and schedule_cfg.num_timesteps == 1000
     diffusion = create_diffusion(
         schedule=schedule_cfg.name,
@@ -97,7 +97,7 @@ def test_every_preset_builds_a_diffusion(schedule, loss):
 
 
 def test_loss_presets_are_the_papers():
-    presets = {p.stem: OmegaConf.load(p) for p in (CONF / "loss").glob("*.yaml")}
+    presets = {p.stem: OmegaConf.load(p) for p in (CONFIG_DIR / "loss").glob("*.yaml")}
     rows = {
         name: (cfg.model_mean_type, cfg.model_var_type, cfg.timestep_sampler)
         for name, cfg in presets.items()

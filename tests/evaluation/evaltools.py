@@ -5,7 +5,8 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+from diffusion_lab import CONFIG_DIR
+
 TINY_TRAINING = [
     "experiment=quickstart",
     "debug=fast",
@@ -17,5 +18,5 @@ TINY_TRAINING = [
 def compose_config(name: str, root: Path, *overrides: str) -> DictConfig:
     """`name`.yaml composed with run dir `root/run` (the compose API has no Hydra run dir)."""
     fixed = [f"paths.root_dir={root}", f"paths.output_dir={root / 'run'}"]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return compose(config_name=name, overrides=fixed + list(overrides))

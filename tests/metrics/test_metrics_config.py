@@ -1,18 +1,15 @@
 """conf/metrics/: one file per `metrics=[...]` entry, each a metric the code computes."""
 
-from pathlib import Path
-
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from diffusion_lab import CONFIG_DIR
 from diffusion_lab.evaluation import SAMPLE_METRICS
 from diffusion_lab.metrics import FEATURE_EXTRACTORS, METRICS
 
-CONF = Path(__file__).parents[2] / "conf"
-
 
 def test_each_metrics_file_configures_the_metric_it_is_named_after():
-    files = sorted((CONF / "metrics").glob("*.yaml"))
+    files = sorted((CONFIG_DIR / "metrics").glob("*.yaml"))
     assert [f.stem for f in files] == ["fid", "is", "nll", "prc"]
     for path in files:
         assert list(OmegaConf.load(path)) == [path.stem]
@@ -20,7 +17,7 @@ def test_each_metrics_file_configures_the_metric_it_is_named_after():
 
 
 def test_evaluate_defaults_score_samples_with_inception_against_the_train_split():
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("evaluate", overrides=["paths.root_dir=/tmp"])
         every = compose("evaluate", overrides=["paths.root_dir=/tmp", "metrics=[fid,is,prc,nll]"])
     assert list(cfg.metrics) == ["fid", "is", "prc"]

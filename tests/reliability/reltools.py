@@ -10,6 +10,8 @@ from clitools import run_module
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from diffusion_lab import CONFIG_DIR
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["experiment=quickstart", "debug=fast", "model.model_channels=32"]
 
@@ -17,7 +19,7 @@ TINY = ["experiment=quickstart", "debug=fast", "model.model_channels=32"]
 def config(tmp_path: Path, *overrides: str) -> DictConfig:
     """The train config of a tiny run writing to `tmp_path/run`."""
     fixed = [f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / 'run'}"]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return compose(config_name="train", overrides=fixed + TINY + list(overrides))
 
 

@@ -5,13 +5,14 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
-from reliability.reltools import ROOT, checkpoint, config
+from reliability.reltools import checkpoint, config
 
+from diffusion_lab import CONFIG_DIR
 from diffusion_lab.train import is_rank_zero, requeued_checkpoint, train, wandb_group
 
 
 def compose_train(*overrides: str, hydra: bool = False):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return compose("train", overrides=list(overrides), return_hydra_config=hydra)
 
 

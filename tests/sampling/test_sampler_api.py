@@ -1,12 +1,11 @@
 """`sample`'s contract: seeds, NFE, options, hooks (model_kwargs, cond_fn, trajectory), configs."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
 
+from diffusion_lab import CONFIG_DIR
 from diffusion_lab.diffusion import GaussianDiffusion, get_named_beta_schedule
 from diffusion_lab.errors import ConfigError
 from diffusion_lab.sampling import SAMPLER_OPTIONS, ddim_reverse, sample, validate_sampler
@@ -19,7 +18,7 @@ from diffusion_lab.sampling.timesteps import (
 
 SAMPLERS = list(SAMPLER_OPTIONS)
 SHAPE = (4, 1, 4, 4)
-CONF = Path(__file__).resolve().parents[2] / "conf" / "sampler"
+CONF = CONFIG_DIR / "sampler"
 
 
 class ToyNet(torch.nn.Module):

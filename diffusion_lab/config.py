@@ -1,0 +1,34 @@
+"""What the packaged Hydra configs need from Python: where they live and their resolvers.
+
+`${lab.cwd:}` is the directory a command was started from. Unlike `${hydra:runtime.cwd}` it
+resolves before any Hydra job exists, so a multirun can place its sweep dir below it.
+`${lab.groups:data,model}` lists the options of config groups, for a command's `--help`.
+"""
+
+import os
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+CONFIG_DIR = Path(__file__).resolve().parent / "conf"
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group shipped in the package, e.g. `model` -> [adm_64, ...]."""
+    return sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+def groups_help(*groups: str) -> str:
+    """One line per group: `model: adm_64, ddpm_cifar10, ...`."""
+    return "\n".join(f"{group}: {', '.join(group_options(group))}" for group in groups)
+
+
+def register_resolvers() -> None:
+    """Registers the `lab.*` resolvers (idempotent)."""
+    resolvers = {"lab.cwd": os.getcwd, "lab.groups": groups_help}
+    for name, resolver in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)
+
+
+register_resolvers()
