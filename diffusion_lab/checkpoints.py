@@ -1,5 +1,7 @@
-"""Finding and safely loading training checkpoints; random-number state as plain tensors."""
+"""Finding, safely loading and atomically writing training checkpoints; random-number state as
+plain tensors."""
 
+import os
 import pickle
 import random
 import zipfile
@@ -7,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.fabric.plugins import TorchCheckpointIO
 
 from diffusion_lab.errors import CheckpointError
 from diffusion_lab.targets import MODEL_PARTS, check_targets
@@ -59,13 +61,22 @@ def load_module(path: str | Path):
     return module.eval()
 
 
-class LastCheckpoint(ModelCheckpoint):
-    """`ModelCheckpoint` whose `last.ckpt` always ends at the final step: Lightning 2.6 skips the
-    end-of-training save when a periodic `last.ckpt` was already written during the run."""
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes a checkpoint to a file beside its path, flushes it to disk, then renames it into
+    place: a process killed mid-write leaves the previous file whole."""
 
-    def on_train_end(self, trainer, pl_module) -> None:
-        if self.save_last and self._last_global_step_saved != trainer.global_step:
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        try:
+            with open(partial, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
 
 
 def rng_state() -> dict:

@@ -2,6 +2,7 @@
 
 `${lab.cwd:}` is the directory a command was started from. Unlike `${hydra:runtime.cwd}` it
 resolves before any Hydra job exists, so a multirun can place its sweep dir below it.
+`${lab.run_name:}` names a run dir: the start time, or the job under SLURM (`runs.slurm`).
 `${lab.groups:data,model}` lists the options of config groups, for a command's `--help`.
 """
 
@@ -25,7 +26,9 @@ def groups_help(*groups: str) -> str:
 
 def register_resolvers() -> None:
     """Registers the `lab.*` resolvers (idempotent)."""
-    resolvers = {"lab.cwd": os.getcwd, "lab.groups": groups_help}
+    from diffusion_lab.runs.slurm import run_name
+
+    resolvers = {"lab.cwd": os.getcwd, "lab.run_name": run_name, "lab.groups": groups_help}
     for name, resolver in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)

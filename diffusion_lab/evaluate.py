@@ -30,10 +30,10 @@ from diffusion_lab.evaluation import (
     scores_of,
 )
 from diffusion_lab.metrics import build_feature_extractor
+from diffusion_lab.runs.fit import instantiate_each, is_rank_zero
 from diffusion_lab.sample import generate
 from diffusion_lab.sampling import sample
 from diffusion_lab.targets import RUN_PARTS, check_targets
-from diffusion_lab.train import instantiate_each, is_rank_zero
 
 
 def evaluate(cfg: DictConfig) -> dict | None:

@@ -30,7 +30,7 @@ MODEL_PARTS = NETWORKS + OPTIMIZERS  # what a checkpoint or an exported file may
 RUN_PARTS = MODEL_PARTS + (  # what a run's config.yaml may build
     ("diffusion_lab.data.", pl.LightningDataModule),
     ("diffusion_lab.callbacks.", pl.Callback),
-    ("diffusion_lab.checkpoints.", pl.Callback),
+    ("diffusion_lab.lightning.", pl.loggers.Logger),
     ("lightning.pytorch.callbacks.", pl.Callback),
     ("lightning.pytorch.loggers.", pl.loggers.Logger),
     ("lightning.pytorch.", pl.Trainer),

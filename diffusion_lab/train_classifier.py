@@ -1,45 +1,46 @@
-"""Train the noisy classifier of classifier guidance: `python -m diffusion_lab.train_classifier`."""
+"""Train the noisy classifier of classifier guidance: `python -m diffusion_lab.train_classifier`.
 
-from pathlib import Path
+Runs like `train` (`runs.fit`): its own run dir, `last.ckpt` on stop signals, SLURM requeues and
+`resume=<run dir>`.
+"""
+
+import sys
 
 import hydra
 import lightning.pytorch as pl
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from diffusion_lab.cli import to_plain, user_errors
 from diffusion_lab.lightning.classifier import NoisyClassifierModule
-from diffusion_lab.train import instantiate_each
+from diffusion_lab.runs.fit import fit_run, own_environment
+from diffusion_lab.runs.resume import continued, resume_in_place
 
 
 def train_classifier(cfg: DictConfig) -> dict[str, float]:
     """Fits the classifier on noised images of the configured dataset; returns final metrics."""
-    if cfg.seed is not None:
-        pl.seed_everything(cfg.seed, workers=True)
-    module = NoisyClassifierModule(
-        net=to_plain(cfg.classifier),
-        diffusion={"schedule": cfg.schedule.name, "num_timesteps": cfg.schedule.num_timesteps},
-        optimizer=to_plain(cfg.optimizer),
-        num_classes=cfg.data.num_classes,
-    )
-    output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
-    trainer = instantiate(
-        cfg.trainer,
-        callbacks=instantiate_each(cfg.callbacks),
-        logger=instantiate_each(cfg.logger) or False,
-        default_root_dir=str(output_dir),
-    )
-    trainer.fit(module, datamodule=instantiate(cfg.data))
-    return {name: float(value) for name, value in trainer.callback_metrics.items()}
+    with own_environment():
+        if cfg.seed is not None:
+            pl.seed_everything(cfg.seed, workers=True)
+        module = NoisyClassifierModule(
+            net=to_plain(cfg.classifier),
+            diffusion={"schedule": cfg.schedule.name, "num_timesteps": cfg.schedule.num_timesteps},
+            optimizer=to_plain(cfg.optimizer),
+            num_classes=cfg.data.num_classes,
+        )
+        return fit_run(cfg, module, "diffusion_lab.train_classifier")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train_classifier")
 def main(cfg: DictConfig) -> None:
     with user_errors():
-        train_classifier(cfg)
+        train_classifier(continued(cfg, "train_classifier"))
+
+
+def run() -> None:
+    with user_errors():
+        sys.argv = resume_in_place(sys.argv)
+    main()
 
 
 if __name__ == "__main__":
-    main()
+    run()

@@ -1,6 +1,8 @@
 """Checkpoints load safely: tensors and plain values only, clear errors for bad files."""
 
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,3 +45,36 @@ def test_run_dir_resolves_to_last_checkpoint_or_fails_loudly(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
     assert resolve_checkpoint(tmp_path) == tmp_path / "checkpoints" / "last.ckpt"
+
+
+WRITER = """
+import io, sys, time, torch
+from diffusion_lab.checkpoints import AtomicCheckpointIO
+
+writer, path = AtomicCheckpointIO(), sys.argv[1]
+writer.save_checkpoint({"global_step": 1, "w": torch.ones(1000)}, path)
+save = torch.save
+
+def half_then_stall(obj, f, *args, **kwargs):  # a write the kill interrupts
+    buffer = io.BytesIO()
+    save(obj, buffer)
+    f.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    f.flush()
+    print("writing", flush=True)
+    time.sleep(120)
+
+torch.save = half_then_stall
+writer.save_checkpoint({"global_step": 2, "w": torch.zeros(1000)}, path)
+"""
+
+
+def test_a_kill_during_the_write_leaves_the_previous_checkpoint_readable(tmp_path):
+    path = tmp_path / "last.ckpt"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert writer.stdout.readline().strip() == "writing"  # half of step 2's file is on disk
+    writer.kill()  # SIGKILL: no handler, no cleanup
+    writer.wait(30)
+    previous = load_checkpoint(path)
+    assert previous["global_step"] == 1 and torch.equal(previous["w"], torch.ones(1000))

@@ -1,6 +1,7 @@
 """Writes a PNG grid of samples from the (EMA) model during training and sends it to the loggers."""
 
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ class SampleGrid(pl.Callback):
     """Draws `num_samples` images with a fixed seed at validations at least `every_n_steps` apart.
 
     Sampling happens inside the validation epoch, when `EMA` has swapped the averaged weights in,
-    and once more at the end of training, when the final (averaged) weights are in place.
+    and at the end of training (`final.png`), when the final (averaged) weights are in place.
 
     Args:
         num_samples: images per grid.
@@ -35,6 +36,7 @@ class SampleGrid(pl.Callback):
         self.seed = seed
         self.output_dir = Path(output_dir)
         self._last_step: int | None = None
+        self._max_steps = 0
 
     def on_validation_batch_end(
         self,
@@ -50,8 +52,19 @@ class SampleGrid(pl.Callback):
             self._last_step = trainer.global_step
             self.write_grid(trainer, pl_module, f"step_{trainer.global_step:07d}")
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._max_steps = trainer.max_steps
+
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.write_grid(trainer, pl_module, "final")
+        """`final.png` once training reached max_steps (not after a stop signal): the grid of
+        that step when one was drawn there (the same EMA weights), else a new one."""
+        if not trainer.is_global_zero or trainer.global_step < self._max_steps:
+            return
+        last = self.output_dir / f"step_{trainer.global_step:07d}.png"
+        if self._last_step == trainer.global_step and last.is_file():
+            shutil.copyfile(last, self.output_dir / "final.png")
+        else:
+            self.write_grid(trainer, pl_module, "final")
 
     @torch.no_grad()
     def write_grid(self, trainer: pl.Trainer, pl_module: pl.LightningModule, name: str) -> None:

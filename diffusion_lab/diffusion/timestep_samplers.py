@@ -27,6 +27,15 @@ class ScheduleSampler(ABC):
         t = torch.multinomial(p, batch_size, replacement=True)
         return t.to(device), (1.0 / (self.num_timesteps * p[t])).float().to(device)
 
+    def from_uniform(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`sample` by inverse transform of given uniforms u [n] in [0, 1): t is the first step
+        whose cumulative p exceeds u. On u's device."""
+        weights = self.weights()
+        p = torch.from_numpy(weights / weights.sum())
+        t = torch.searchsorted(torch.cumsum(p, 0), u.double().cpu(), right=True)
+        t = t.clamp(max=self.num_timesteps - 1)
+        return t.to(u.device), (1.0 / (self.num_timesteps * p[t])).float().to(u.device)
+
     @abstractmethod
     def state_dict(self) -> dict[str, torch.Tensor]:
         """What a checkpoint must keep: plain tensors."""
@@ -45,6 +54,10 @@ class UniformSampler(ScheduleSampler):
     def sample(self, batch_size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
         t = torch.randint(self.num_timesteps, (batch_size,), device=device)
         return t, torch.ones(batch_size, device=device)
+
+    def from_uniform(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        t = (u.double() * self.num_timesteps).long().clamp(max=self.num_timesteps - 1)
+        return t, torch.ones(len(u), device=u.device)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {}

@@ -1,5 +1,6 @@
 """LightningModule for the noisy classifier of classifier guidance (Dhariwal & Nichol §4)."""
 
+import os
 from typing import Any
 
 import lightning.pytorch as pl
@@ -9,6 +10,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from diffusion_lab.checkpoints import load_checkpoint
 from diffusion_lab.diffusion import create_diffusion
+from diffusion_lab.lightning.rows import draw_rows, global_rows, stream_seed
 from diffusion_lab.targets import MODEL_PARTS, build
 
 
@@ -34,20 +36,18 @@ class NoisyClassifierModule(pl.LightningModule):
     def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.net(x_t, t)
 
-    def _noisy_logits(self, images, generator=None):
-        t = torch.randint(
-            0,
-            self.diffusion.num_timesteps,
-            (len(images),),
-            device=images.device,
-            generator=generator,
-        )
-        noise = torch.randn(images.shape, device=images.device, generator=generator)
+    def _noisy_logits(self, images, t, noise):
         return self.net(self.diffusion.q_sample(images, t, noise=noise), t)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
+        """Cross-entropy at t ~ U{0..T-1}, x_t ~ q(x_t | x_0), drawn per global batch row."""
         images, labels = batch
-        logits = self._noisy_logits(images)
+        rows = global_rows(len(images), self.trainer.world_size, self.trainer.global_rank)
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        u_t, _, noise = draw_rows(seed, self.global_step, rows, images.shape[1:])
+        t = (u_t * self.diffusion.num_timesteps).long().to(images.device)
+        torch.manual_seed(stream_seed(seed, self.global_step, "dropout", self.global_rank))
+        logits = self._noisy_logits(images, t, noise.to(images.device, images.dtype))
         loss = F.cross_entropy(logits, labels)
         self.train_accuracy(logits, labels)
         self.log("train/loss", loss, prog_bar=True)
@@ -57,7 +57,10 @@ class NoisyClassifierModule(pl.LightningModule):
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch
         generator = torch.Generator(device=images.device).manual_seed(batch_idx)
-        logits = self._noisy_logits(images, generator)
+        n, device = len(images), images.device
+        t = torch.randint(self.diffusion.num_timesteps, (n,), device=device, generator=generator)
+        noise = torch.randn(images.shape, device=device, generator=generator)
+        logits = self._noisy_logits(images, t, noise)
         self.val_accuracy(logits, labels)
         self.log("val/loss", F.cross_entropy(logits, labels), sync_dist=True)
         self.log("val/accuracy", self.val_accuracy)

@@ -4,6 +4,7 @@ Glue only: the diffusion math lives in `diffusion_lab.diffusion`, the network in
 `diffusion_lab.models`.
 """
 
+import os
 from typing import Any
 
 import lightning.pytorch as pl
@@ -14,6 +15,7 @@ from torchmetrics import MeanMetric
 from diffusion_lab.checkpoints import rng_state, set_rng_state
 from diffusion_lab.diffusion import create_diffusion, create_named_schedule_sampler
 from diffusion_lab.errors import TrainingDivergedError
+from diffusion_lab.lightning.rows import draw_rows, global_rows, stream_seed
 from diffusion_lab.targets import MODEL_PARTS, build
 
 NUM_QUARTILES = 4
@@ -53,6 +55,13 @@ class DiffusionModule(pl.LightningModule):
         self.net = build(net, MODEL_PARTS, "net", learn_sigma=self.diffusion.learns_sigma)
         self.schedule_sampler = create_named_schedule_sampler(timestep_sampler, self.diffusion)
         self.num_classes = net.get("num_classes")
+        size, channels = net["image_size"], net["in_channels"]  # the summary's FLOP count runs it
+        self.example_input_array = {
+            "x_t": torch.zeros(1, channels, size, size),
+            "t": torch.zeros(1),
+        }
+        if self.num_classes is not None:
+            self.example_input_array["y"] = torch.zeros(1, dtype=torch.long)
         self.loss_by_quartile = torch.nn.ModuleList(MeanMetric() for _ in range(NUM_QUARTILES))
         self.skipped_steps = 0
         self.nonfinite_in_a_row = 0
@@ -60,12 +69,13 @@ class DiffusionModule(pl.LightningModule):
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, **model_kwargs) -> torch.Tensor:
         return self.net(x_t, t, **model_kwargs)
 
-    def model_kwargs(self, labels: torch.Tensor, drop_prob: float = 0.0) -> dict[str, torch.Tensor]:
-        """Labels for a conditional net, each replaced by the null class with `drop_prob`."""
+    def model_kwargs(
+        self, labels: torch.Tensor, drop: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Labels for a conditional net; where `drop` [N] is true, the null class instead."""
         if self.num_classes is None:
             return {}
-        if drop_prob > 0:
-            drop = torch.rand(labels.shape, device=labels.device) < drop_prob
+        if drop is not None:
             labels = torch.where(drop, torch.full_like(labels, self.num_classes), labels)
         return {"y": labels}
 
@@ -73,8 +83,10 @@ class DiffusionModule(pl.LightningModule):
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor | None:
         images, labels = batch
-        t, weights, noise = self._draw(images)
-        model_kwargs = self.model_kwargs(labels, self.hparams.cond_drop_prob)
+        t, weights, noise, u_drop = self._draw(images)
+        model_kwargs = self.model_kwargs(labels, u_drop < self.hparams.cond_drop_prob)
+        # dropout masks: a stream of this process's own, fixed by the step (resumes exactly)
+        torch.manual_seed(stream_seed(self.seed, self.global_step, "dropout", self.global_rank))
         terms = self.diffusion.training_losses(
             self.net, images, t, model_kwargs=model_kwargs, noise=noise
         )
@@ -90,18 +102,20 @@ class DiffusionModule(pl.LightningModule):
         self._update_quartiles(t, terms["loss"].detach())
         return loss
 
-    def _draw(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(t, weights, noise) for this process's share of the global batch.
+    def _draw(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(t, weights, noise, u_drop) for this process's rows of the global batch, each row from
+        its own (seed, step, row) stream (`lightning.rows`): N processes see the same
+        (x_0, t, noise, label dropout) as one process with an N-times batch."""
+        rows = global_rows(images.shape[0], self.trainer.world_size, self.trainer.global_rank)
+        u_t, u_drop, noise = draw_rows(self.seed, self.global_step, rows, images.shape[1:])
+        t, weights = self.schedule_sampler.from_uniform(u_t.to(images.device))
+        noise = noise.to(images.device, images.dtype, non_blocking=True)
+        return t, weights, noise, u_drop.to(images.device)
 
-        Every process draws for the whole global batch (the seeded RNGs run in step on all
-        ranks) and keeps rows rank, rank + world, ...: the interleaving of `DistributedSampler`.
-        So N processes see the same (x_0, t, noise) triples as one process with an N× batch.
-        """
-        world, rank = self.trainer.world_size, self.trainer.global_rank
-        n = images.shape[0] * world
-        t, weights = self.schedule_sampler.sample(n, images.device)
-        noise = torch.randn((n, *images.shape[1:]), device=images.device, dtype=images.dtype)
-        return t[rank::world], weights[rank::world], noise[rank::world]
+    @property
+    def seed(self) -> int:
+        """The run's seed (`seed_everything` sets it on every process)."""
+        return int(os.environ.get("PL_GLOBAL_SEED", 0))
 
     def _skip_nonfinite(self, loss: torch.Tensor) -> bool:
         """True when the loss is NaN/inf on any process; too many in a row stop the run."""

@@ -5,10 +5,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
-from reliability.reltools import checkpoint, config
+from reliability.reltools import checkpoint, config, run_command
 
 from diffusion_lab import CONFIG_DIR
-from diffusion_lab.train import is_rank_zero, requeued_checkpoint, train, wandb_group
+from diffusion_lab.runs.fit import is_rank_zero, wandb_group
+from diffusion_lab.train import train
 
 
 def compose_train(*overrides: str, hydra: bool = False):
@@ -31,7 +32,7 @@ def test_slurm_launcher_composes_into_submitit_parameters(tmp_path):
         raw.pop(key)
     params = OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
     assert (params["partition"], params["nodes"], params["tasks_per_node"]) == ("gpu", 2, 4)
-    assert params["signal_delay_s"] > 0 and params["max_num_timeout"] > 0
+    assert params["signal_delay_s"] > 0 and params["max_num_timeout"] == 0  # the lab requeues
     # the sbatch script submitit writes from them (it rejects any key it does not know)
     params.pop("max_num_timeout")  # the executor's, not sbatch's
     names = SlurmExecutor._equivalence_dict()
@@ -42,6 +43,7 @@ def test_slurm_launcher_composes_into_submitit_parameters(tmp_path):
     )
     for line in ("--partition=gpu", "--nodes=2", "--ntasks-per-node=4", "--gpus-per-node=4"):
         assert f"#SBATCH {line}" in sbatch
+    # USR2 to every task (no "B:"): the signal the lab's stop handler listens to
     assert f"#SBATCH --signal=USR2@{params['signal_delay_s']}" in sbatch
 
 
@@ -68,22 +70,12 @@ def test_wandb_groups_the_jobs_of_a_sweep():
 
 def test_last_checkpoint_is_written_at_the_final_step(tmp_path):
     periodic = ["trainer.max_steps=6", "callbacks.last_checkpoint.every_n_train_steps=4"]
-    train(config(tmp_path / "fixed", *periodic))  # the default: LastCheckpoint
-    assert checkpoint(tmp_path / "fixed" / "run")["global_step"] == 6
-    plain = "callbacks.last_checkpoint._target_=lightning.pytorch.callbacks.ModelCheckpoint"
-    train(config(tmp_path / "plain", *periodic, plain))
-    assert checkpoint(tmp_path / "plain" / "run")["global_step"] == 4  # Lightning 2.6 stops there
-
-
-def test_a_requeued_slurm_job_continues_from_its_run_dir(tmp_path, monkeypatch):
-    last = tmp_path / "checkpoints" / "last.ckpt"
-    last.parent.mkdir()
-    last.touch()
-    assert requeued_checkpoint(tmp_path) is None  # a first start never resumes by itself
-    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
-    assert requeued_checkpoint(tmp_path) == str(last)
-    (tmp_path / "hpc_ckpt_1.ckpt").touch()  # Lightning's own requeue checkpoint wins
-    assert requeued_checkpoint(tmp_path) is None
+    train(config(tmp_path, *periodic))
+    assert checkpoint(tmp_path / "run")["global_step"] == 6
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == [
+        "best.ckpt",
+        "last.ckpt",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -102,3 +94,18 @@ def test_only_global_rank_zero_writes(monkeypatch, env, zero):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert is_rank_zero() == zero
+
+
+def test_submitit_local_multirun_runs_each_job_in_its_own_dir_and_wandb_run(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    wandb = ["logger=wandb", "logger.wandb.offline=true"]
+    result = run_command("-m", "hydra/launcher=submitit_local", "seed=0,1", *wandb, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [sweep] = (tmp_path / "logs" / "quickstart" / "multiruns").iterdir()
+    ids = set()
+    for job in ("0", "1"):
+        assert checkpoint(sweep / job)["global_step"] == 4
+        [run] = (sweep / job / "wandb").glob("offline-run-*")
+        ids.add(run.name.rsplit("-", 1)[1])
+        assert f"seed: {job}" in (sweep / job / "config.yaml").read_text()
+    assert len(ids) == 2  # a W&B run of its own for each job

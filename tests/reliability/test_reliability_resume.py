@@ -1,33 +1,37 @@
-"""Preemption and crashes: a run killed (SIGKILL) or signalled (SIGUSR1) part-way and resumed with
-`resume=<run_dir>` ends with the weights of an uninterrupted run of the same seed."""
+"""Crashes, signals and `resume=`: a run killed (SIGKILL) or stopped (SIGTERM) part-way and resumed
+ends with the weights of an uninterrupted run of the same seed; a resume applies what it can,
+refuses what it cannot, makes no new run dir and keeps the run's metrics and W&B run."""
 
+import csv
 import signal
 import subprocess
 import time
 from pathlib import Path
 
-from reliability.reltools import ROOT, checkpoint, command, config, env, max_difference
+import yaml
+from reliability.reltools import checkpoint, command, config, env, max_difference, run_command
 
 from diffusion_lab.train import train
 
-# T = 10 with the loss-aware sampler: its history fills up (and changes the timestep
-# distribution) only after the first kill, so the resumed run needs the restored history.
+# T = 8 with the loss-aware sampler: its history fills up (and changes the timestep
+# distribution) at step 19, after both interruptions, so the resumed run needs the history.
 RUN = [
     "seed=0",
     "trainer.max_steps=24",
     "trainer.val_check_interval=5",
     "callbacks.last_checkpoint.every_n_train_steps=8",
     "schedule=cosine",
-    "schedule.num_timesteps=10",
+    "schedule.num_timesteps=8",
     "loss.timestep_sampler=loss_aware",
     "warmup_steps=0",
 ]
 
 
-def start(run_dir: Path, *overrides: str) -> subprocess.Popen:
+def start(cwd: Path, *overrides: str) -> subprocess.Popen:
+    cwd.mkdir(exist_ok=True)
     return subprocess.Popen(
         command(*overrides),
-        cwd=ROOT,
+        cwd=cwd,
         env=env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -43,28 +47,38 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
         time.sleep(0.1)
 
 
-def test_killed_and_preempted_run_resumes_to_the_uninterrupted_weights(tmp_path):
-    run_dir, markers = tmp_path / "run", tmp_path / "markers"
+def logged_steps(run_dir: Path) -> list[int]:
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        return [int(row["step"]) for row in csv.DictReader(f) if row["train/loss"]]
+
+
+def test_killed_and_stopped_run_resumes_to_the_uninterrupted_weights(tmp_path):
+    run_dir, markers, cwd = tmp_path / "run", tmp_path / "markers", tmp_path / "cwd"
     markers.mkdir()
     hang = [
         "+callbacks.hang._target_=reliability.hang_at_step.HangAtStep",
         "+callbacks.hang.steps=[12,14]",
         f"+callbacks.hang.marker_dir={markers}",
+        "logger=wandb",
+        "logger.wandb.offline=true",
     ]
-    first = start(run_dir, *RUN, *hang, f"hydra.run.dir={run_dir}")
+    first = start(cwd, *RUN, *hang, f"hydra.run.dir={run_dir}")
     wait_for(markers / "12", first)  # step 8's checkpoint is written; steps 9-12 will be lost
     first.send_signal(signal.SIGKILL)
     assert first.wait(30) == -signal.SIGKILL
     assert checkpoint(run_dir)["global_step"] == 8
+    rows_before = logged_steps(run_dir)
 
-    second = start(run_dir, f"resume={run_dir}")
+    second = start(cwd, f"resume={run_dir}")
     wait_for(markers / "14", second)
-    second.send_signal(signal.SIGUSR1)  # a scheduler's warning: save, exit non-zero
-    assert second.wait(60) == 1
-    assert "stopped by SIGTERM at step 15" in second.stderr.read()
+    second.send_signal(signal.SIGTERM)  # preemption, `timeout`, Kubernetes: save, say, exit
+    assert second.wait(60) == 128 + signal.SIGTERM
+    message = second.stderr.read()
+    assert "stopped by SIGTERM at step 15" in message
+    assert f"resume={run_dir}" in message  # how to continue
     assert checkpoint(run_dir)["global_step"] == 15
 
-    third = start(run_dir, f"resume={run_dir}")
+    third = start(cwd, f"resume={run_dir}")
     assert third.wait(120) == 0, third.stderr.read()[-3000:]
     resumed = checkpoint(run_dir)
     assert resumed["global_step"] == 24
@@ -75,3 +89,28 @@ def test_killed_and_preempted_run_resumes_to_the_uninterrupted_weights(tmp_path)
     assert max_difference(resumed["state_dict"], reference["state_dict"]) < 1e-5
     assert max_difference(resumed["current_model_state"], reference["current_model_state"]) < 1e-5
     assert (resumed["timestep_sampler"]["loss_counts"] == 10).all()  # history full: loss-aware
+    # the three parts logged into one metrics.csv, earlier rows kept, and into one W&B run
+    steps = logged_steps(run_dir)
+    assert steps[: len(rows_before)] == rows_before and max(steps) >= 22
+    wandb_id = yaml.safe_load((run_dir / "config.yaml").read_text())["logger"]["wandb"]["id"]
+    runs = sorted(p.name for p in (run_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 3 and all(name.endswith(f"-{wandb_id}") for name in runs)
+    assert not (cwd / "logs").exists()  # no run dir besides the resumed one
+
+
+def test_resume_applies_what_it_can_and_refuses_the_rest(tmp_path):
+    run_dir, cwd = tmp_path / "run", tmp_path / "cwd"
+    cwd.mkdir()
+    assert run_command("trainer.max_steps=4", f"hydra.run.dir={run_dir}", cwd=cwd).returncode == 0
+
+    longer = run_command(f"resume={run_dir}", "trainer.max_steps=6", cwd=cwd)
+    assert longer.returncode == 0, longer.stderr[-3000:]
+    assert checkpoint(run_dir)["global_step"] == 6
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["trainer"]["max_steps"] == 6
+
+    refused = run_command(f"resume={run_dir}", "model.model_channels=64", "seed=3", cwd=cwd)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    [error] = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert "model.model_channels" in error and "seed" in error and "ckpt_path=" in error
+    assert checkpoint(run_dir)["global_step"] == 6  # nothing touched
+    assert not (cwd / "logs").exists()  # neither resume made a run dir of its own

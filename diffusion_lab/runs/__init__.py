@@ -1,0 +1,1 @@
+"""How a training run lives: its run dir and config, resuming, stop signals, SLURM requeues."""
