@@ -30,6 +30,9 @@ def _user_error(exc: BaseException) -> LabError | None:
 QUIET_WARNINGS = (
     "ignore:`isinstance(treespec:FutureWarning",  # Lightning's use of a deprecated torch API
     "ignore:Checkpoint directory:UserWarning",  # a resumed run's own checkpoints/ is not empty
+    # loader workers are sized to the machine (`${lab.workers:}`); in-memory sets use none
+    "ignore:The 'train_dataloader' does not have many workers:UserWarning",
+    "ignore:The 'val_dataloader' does not have many workers:UserWarning",
 )
 CATEGORIES = {"FutureWarning": FutureWarning, "UserWarning": UserWarning}
 

@@ -3,7 +3,9 @@
 `${lab.cwd:}` is the directory a command was started from. Unlike `${hydra:runtime.cwd}` it
 resolves before any Hydra job exists, so a multirun can place its sweep dir below it.
 `${lab.run_name:}` names a run dir: the start time, or the job under SLURM (`runs.slurm`).
-`${lab.groups:data,model}` lists the options of config groups, for a command's `--help`.
+`${lab.workers:4}` is a data-loader worker count: at most 4, and no more than the cores left
+beside the training process. `${lab.groups:data,model}` lists the options of config groups, for a
+command's `--help`.
 """
 
 import os
@@ -24,11 +26,22 @@ def groups_help(*groups: str) -> str:
     return "\n".join(f"{group}: {', '.join(group_options(group))}" for group in groups)
 
 
+def loader_workers(most: int) -> int:
+    """`most` worker processes, or fewer: one core stays with the training process."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(0, min(int(most), (cores or 1) - 1))
+
+
 def register_resolvers() -> None:
     """Registers the `lab.*` resolvers (idempotent)."""
     from diffusion_lab.runs.slurm import run_name
 
-    resolvers = {"lab.cwd": os.getcwd, "lab.run_name": run_name, "lab.groups": groups_help}
+    resolvers = {
+        "lab.cwd": os.getcwd,
+        "lab.run_name": run_name,
+        "lab.workers": loader_workers,
+        "lab.groups": groups_help,
+    }
     for name, resolver in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)

@@ -42,21 +42,39 @@ def test_quickstart_leaves_config_checkpoints_samples_and_metrics(tmp_path):
     assert ckpt["global_step"] == 40
 
 
-def test_multirun_runs_each_job_in_its_own_dir(tmp_path):
-    result = run_train(
+def test_sweep_as_the_readme_writes_it_runs_each_job_under_logs(tmp_path):
+    # no hydra.sweep.dir: the sweep dir resolves below the directory the command starts in
+    result = run_module(
+        "diffusion_lab.train",
         "-m",
-        "schedule=linear,cosine",
         "experiment=quickstart",
         "debug=fast",
-        f"hydra.sweep.dir={tmp_path}",
+        "schedule=linear,cosine",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    [sweep] = (tmp_path / "logs" / "quickstart" / "multiruns").iterdir()
     schedules = {
-        (tmp_path / str(job) / "config.yaml").read_text().count("name: cosine") for job in (0, 1)
+        (sweep / str(job) / "config.yaml").read_text().count("name: cosine") for job in (0, 1)
     }
     assert schedules == {0, 1}
     for job in (0, 1):
-        assert (tmp_path / str(job) / "checkpoints" / "last.ckpt").is_file()
+        assert (sweep / str(job) / "checkpoints" / "last.ckpt").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["logs"]  # nothing else written
+
+
+def test_a_run_says_where_its_results_went(tmp_path):
+    result = run_train("experiment=quickstart", "debug=fast", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout + result.stderr
+    run_dir = tmp_path / "run"
+    assert f"run dir: {run_dir}" in out
+    for path in ("checkpoints/best.ckpt", "checkpoints/last.ckpt", "samples/final.png"):
+        assert str(run_dir / path) in out
+    assert f"python -m diffusion_lab.sample ckpt={run_dir}" in out
+    assert f"python -m diffusion_lab.evaluate ckpt={run_dir}" in out
+    for noise in ("Total FLOPs: 0", "/-2", "litlogger", "LeafSpec", "log_every_n_steps"):
+        assert noise not in out
 
 
 def test_missing_dataset_is_one_line_error(tmp_path):

@@ -39,6 +39,11 @@ class EMA(WeightAveraging):
         super().setup(trainer, pl_module, stage)
         self._trained = False
 
+    def on_fit_start(self, trainer, pl_module) -> None:
+        """The average in the dtype the precision plugin gave the module (64-true: float64)."""
+        if self._average_model is not None:
+            self._average_model.to(dtype=next(pl_module.parameters()).dtype)
+
     def on_train_end(self, trainer, pl_module) -> None:
         """The module ends with the averaged weights; the raw ones stay in the averaged model's
         place, so a checkpoint written after training (last.ckpt) can still resume exactly."""

@@ -1,10 +1,12 @@
 """The standard FID Inception-v3 (TF 2015-12-05 weights, torch-fidelity's `inception-v3-compat`).
 
 Weights are looked up before anything can try the network: a configured path, else torch's hub
-cache; only then one download with a timeout. Missing weights raise `WeightsNotFoundError`.
+cache; only then one download with a timeout, announced with its source and destination. Missing
+weights raise `WeightsNotFoundError`.
 """
 
 import hashlib
+import logging
 import os
 import urllib.request
 from pathlib import Path
@@ -22,6 +24,8 @@ INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = URL_INCEPTION_V3
 DOWNLOAD_TIMEOUT_S = 10.0  # per socket operation: a network that never answers fails, not hangs
 
+log = logging.getLogger(__name__)
+
 
 def inception_weights_path(configured: str | os.PathLike | None = None) -> Path:
     """The weights: `configured` (`inception_weights=`), else $TORCH_HOME/hub/checkpoints/."""
@@ -35,6 +39,9 @@ def inception_weights_path(configured: str | os.PathLike | None = None) -> Path:
         return path
     path = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
     if not path.is_file():
+        log.warning(
+            "downloading the FID Inception weights (92 MB) from %s to %s", INCEPTION_URL, path
+        )
         try:
             download(INCEPTION_URL, path)
         except OSError as err:

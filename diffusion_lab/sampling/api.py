@@ -81,7 +81,7 @@ def sample(
     trajectory = Trajectory(every) if return_trajectory else None
     if noise is None:
         device = _device(model, generator)
-        noise = torch.randn(tuple(shape), generator=generator, device=device)
+        noise = torch.randn(tuple(shape), generator=generator, device=device).to(_dtype(model))
     elif tuple(noise.shape) != tuple(shape):
         raise ValueError(f"noise has shape {tuple(noise.shape)}, expected {tuple(shape)}")
     run = {"progress": progress, "callback": trajectory}
@@ -247,6 +247,13 @@ def _check_unspaced(diffusion) -> None:
             f"pass the training run's base diffusion ({original} steps), not one respaced to "
             f"{diffusion.num_timesteps}: the samplers respace it themselves"
         )
+
+
+def _dtype(model) -> torch.dtype:
+    """The network's parameter dtype (float64 for a 64-true run), else float32."""
+    if isinstance(model, torch.nn.Module):
+        return next(model.parameters(), torch.empty(0)).dtype
+    return torch.float32
 
 
 def _device(model, generator: torch.Generator | None) -> torch.device:

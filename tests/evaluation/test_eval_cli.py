@@ -87,3 +87,22 @@ def test_missing_inception_weights_fail_in_seconds_on_one_line(trained_run, tmp_
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and str(missing) in errors[0]
     assert not (tmp_path / "eval" / "samples.npz").exists()
+
+
+def test_sweep_without_a_sweep_dir_runs_each_job_under_logs(trained_run, tmp_path):
+    result = run_module(
+        "diffusion_lab.evaluate",
+        "-m",
+        f"ckpt={trained_run}",
+        "features=digits",
+        "metrics=[fid]",
+        "num_samples=8",
+        "batch_size=8",
+        "sampler.steps=2,3",
+        cwd=tmp_path,
+        threads=1,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    [sweep] = (tmp_path / "logs" / "evaluate" / "multiruns").iterdir()
+    steps = [json.loads((sweep / job / "results.json").read_text())["nfe"] for job in ("0", "1")]
+    assert steps == [2, 3]

@@ -64,7 +64,7 @@ def test_missing_configured_weights_fail_at_once(tmp_path):
         build_feature_extractor("inception", inception_weights=tmp_path / "nope.pth")
 
 
-def test_missing_weights_without_network_fail_within_seconds(tmp_path, monkeypatch):
+def test_missing_weights_without_network_fail_within_seconds(tmp_path, monkeypatch, caplog):
     # A server that accepts connections and never answers: the worst network; it must not hang us.
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -94,6 +94,8 @@ def test_missing_weights_without_network_fail_within_seconds(tmp_path, monkeypat
     assert "\n" not in message and INCEPTION_FILE in message
     assert str(tmp_path / "hub" / "checkpoints") in message
     assert list((tmp_path / "hub" / "checkpoints").iterdir()) == []  # no partial file left behind
+    # the attempt said what it fetched, from where, to where
+    assert inception.INCEPTION_URL in caplog.text and str(tmp_path / "hub") in caplog.text
 
 
 def test_weights_in_torch_hub_cache_are_found_without_configuration(tmp_path, monkeypatch):

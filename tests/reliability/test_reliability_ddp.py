@@ -3,15 +3,25 @@ run dir and one W&B run per job."""
 
 import csv
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning.pytorch as pl
 import torch
 from reliability.reltools import checkpoint, config, max_difference, run_command
 
+from diffusion_lab.lightning.rows import draw_rows, global_rows
 from diffusion_lab.train import build_module, train
 
 # lr 1e-3 without warmup: Adam moves every weight by ~1e-3 per step, far above float noise
-STEPS = ["seed=0", "trainer.max_steps=3", "warmup_steps=0", "trainer.val_check_interval=3"]
+# float64: one process with batch 16 and two with batch 8 sum in other orders; in float64 that
+# rounding (~1e-16) stays far below anything Adam could amplify into the 1e-4 bound below
+STEPS = [
+    "seed=0",
+    "trainer.max_steps=3",
+    "warmup_steps=0",
+    "trainer.val_check_interval=3",
+    "trainer.precision=64-true",
+]
 
 
 def losses(run_dir: Path) -> torch.Tensor:
@@ -31,11 +41,11 @@ def test_two_processes_match_one_process_with_twice_the_batch(tmp_path):
     assert two["global_step"] == one["global_step"] == 3
     raw_one = {k: v for k, v in one["current_model_state"].items() if k.startswith("net.")}
     raw_two = {k: v for k, v in two["current_model_state"].items() if k.startswith("net.")}
-    # Adam's first steps are ~lr·sign(g): float noise in near-zero gradients moves a few weights
-    # by ~1e-5; different noise or data would move them by ~lr = 1e-3
+    # float64 summation noise (~1e-16) grows through 3 Adam steps to ~3e-14 (measured); different
+    # noise, timesteps or data would move the weights by ~lr = 1e-3
     assert max_difference(raw_one, initial) > 1e-3  # training moved the weights ...
-    assert max_difference(raw_one, raw_two) < 1e-4  # ... the same way in both runs
-    assert max_difference(one["state_dict"], two["state_dict"]) < 1e-4  # EMA weights too
+    assert max_difference(raw_one, raw_two) < 1e-10  # ... the same way in both runs
+    assert max_difference(one["state_dict"], two["state_dict"]) < 1e-10  # EMA weights too
     assert torch.allclose(losses(two_dir), losses(one_dir), rtol=1e-5)  # logged loss: synced
     assert len(list((two_dir / "wandb").glob("offline-run-*"))) == 1  # one W&B run, not two
     assert "group: quickstart" in (two_dir / "config.yaml").read_text()
@@ -57,3 +67,27 @@ def test_relaunched_ranks_share_the_job_dir_and_do_not_replay_the_sweep(tmp_path
         assert f"seed: {job}" in (sweep / job / "config.yaml").read_text()
     assert not logs.exists()  # no run dir made by a relaunched rank
     assert result.stderr.count("Starting with 2 processes") == 2  # two jobs, not four
+
+
+def test_processes_draw_their_rows_of_the_global_batch_and_only_those(monkeypatch):
+    """(t, noise, label dropout) of global row g come from its own (seed, step, g) stream."""
+    one = draw_rows(0, 7, global_rows(8, 1, 0), (1, 4, 4))
+    shares = [draw_rows(0, 7, global_rows(4, 2, rank), (1, 4, 4)) for rank in (0, 1)]
+    for whole, first, second in zip(one, *shares, strict=True):
+        assert torch.equal(whole[0::2], first) and torch.equal(whole[1::2], second)
+
+    module = build_module(config(Path("/nonexistent"), "cond_drop_prob=0.5"))
+    module.trainer = SimpleNamespace(world_size=64, global_rank=3, global_step=0)  # 64 processes
+    drawn = []
+    randn = torch.randn
+
+    def recording_randn(*args, **kwargs):
+        drawn.append(randn(*args, **kwargs))
+        return drawn[-1]
+
+    monkeypatch.setattr(torch, "randn", recording_randn)
+    t, weights, noise, u_drop = module._draw(torch.zeros(8, 1, 8, 8))
+    assert noise.shape == (8, 1, 8, 8) and t.shape == weights.shape == u_drop.shape == (8,)
+    assert max(x.numel() for x in drawn) == 64  # one image at a time, never the global batch
+    local = draw_rows(0, 0, global_rows(8, 64, 3), (1, 8, 8))[2]
+    assert torch.equal(noise, local)
