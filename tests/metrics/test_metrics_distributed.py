@@ -49,10 +49,11 @@ def draw_and_gather(
         dist.destroy_process_group()
 
 
-def test_two_gloo_processes_gather_exactly_num_samples_distinct_samples(tmp_path):
+def test_two_gloo_processes_gather_exactly_num_samples_distinct_samples(tmp_path, monkeypatch):
     num_samples = 7  # odd: rank 1's shard is one shorter and padded for all_gather
     out = tmp_path / "gathered.pt"
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if "OMP_NUM_THREADS" not in os.environ:  # for this test only: later tests keep their threads
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
     mp.start_processes(
         draw_and_gather,
         args=(2, num_samples, str(tmp_path / "rendezvous"), str(out)),

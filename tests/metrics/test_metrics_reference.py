@@ -57,11 +57,15 @@ def test_reference_stats_equal_stats_of_all_features(tmp_path):
     extractor = build_feature_extractor("digits")
     data = digits_like(120, seed=1)
     reference = reference_stats("x", data, extractor, tmp_path, batch_size=32)
-    with torch.no_grad():
-        features = extractor(data.tensors[0]).features.double().numpy()
-    np.testing.assert_allclose(reference.mu, features.mean(0), rtol=1e-6, atol=1e-9)
+    with torch.no_grad():  # batched as reference_stats does: other batch sizes may round apart
+        batches = data.tensors[0].split(32)
+        features = torch.cat([extractor(b).features for b in batches]).double().numpy()
+    # streamed float64 sums against NumPy's: rounding ~1e-16 relative to E[f²] ≤ 16² (which
+    # also bounds near-zero covariances); missing a batch or dividing by n, not n − 1, is off
+    # by ≥ 1/120 relative
+    np.testing.assert_allclose(reference.mu, features.mean(0), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(
-        reference.sigma, np.cov(features, rowvar=False), rtol=1e-5, atol=1e-9
+        reference.sigma, np.cov(features, rowvar=False), rtol=1e-9, atol=1e-10
     )
     assert ReferenceStats.load(tmp_path / "x-digits.npz").num_samples == 120
 

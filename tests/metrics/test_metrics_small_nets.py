@@ -30,7 +30,10 @@ def test_shipped_net_reproduces_its_recorded_test_accuracy(name):
     accuracy = script.test_accuracy(build_feature_extractor(name), images, labels)
     record = recorded_accuracy(name)
     assert record["num_test"] == len(labels)
-    assert accuracy == pytest.approx(record["test_accuracy"], abs=2e-3)
+    # an image whose top two logits tie within float32 rounding may flip on other kernels:
+    # allow two flips and the record's 4-digit rounding (2.5/450 on digits; fmnist's 2e-3 is
+    # 20 of 10,000); other weights or preprocessing cost far more
+    assert accuracy == pytest.approx(record["test_accuracy"], abs=max(2e-3, 2.5 / len(labels)))
     assert accuracy > {"digits": 0.95, "fmnist": 0.88}[name]
 
 
