@@ -68,7 +68,7 @@ def test_sample_draws_from_the_converted_checkpoint(converted, tmp_path):
     _, out, _ = converted
     result = run_module(
         "diffusion_lab.sample", f"ckpt={out}", "n=2", "batch_size=2", "sampler.steps=2",
-        "trainer=cpu", "progress=false", "grid_size=0", f"paths.output_dir={tmp_path}",
+        "trainer=cpu", "progress=false", "grid_size=0", f"hydra.run.dir={tmp_path}",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     samples = np.load(tmp_path / "samples.npz")
