@@ -4,7 +4,7 @@ Feature maps are [N, C, H, W]; timestep embeddings are [N, emb_channels].
 """
 
 import math
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -15,17 +15,38 @@ from diffusion_lab.errors import ConfigError
 
 NORM_GROUPS = 32
 
+# Where the two reference codebases compute differently, so that weights trained under one need
+# its numerics: "adm" is improved-/guided-diffusion's PyTorch code; "ddpm_tf" is Ho et al.'s
+# TensorFlow code, which the google/ddpm-* weights come from (timestep embedding, GroupNorm eps
+# and stride-2 padding differ; see timestep_embedding, NORM_EPS and Downsample).
+Conventions = Literal["adm", "ddpm_tf"]
+CONVENTIONS = get_args(Conventions)
+NORM_EPS = {"adm": 1e-5, "ddpm_tf": 1e-6}
 
-def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0):
+
+def check_conventions(conventions: str) -> None:
+    if conventions not in CONVENTIONS:
+        raise ConfigError(f"conventions={conventions!r} is not one of {list(CONVENTIONS)}")
+
+
+def timestep_embedding(
+    timesteps: torch.Tensor,
+    dim: int,
+    max_period: float = 10000.0,
+    conventions: Conventions = "adm",
+):
     """Sinusoidal embedding [N, dim] of (possibly fractional) timesteps [N], in float32.
 
-    Column i < dim/2 is cos(t·max_period^(-i/(dim/2))), column dim/2 + i the matching sin
+    adm: column i < dim/2 is cos(t·max_period^(-i/(dim/2))), column dim/2 + i the matching sin
     (Transformer positional encoding, Vaswani et al. 2017 §3.5, in ADM's cos-first order).
+    ddpm_tf: sin first, with max_period^(-i/(dim/2 - 1)) (DDPM's `get_timestep_embedding`).
     """
     half = dim // 2
-    exponents = torch.arange(half, dtype=torch.float32, device=timesteps.device) / half
+    steps = half - 1 if conventions == "ddpm_tf" else half
+    exponents = torch.arange(half, dtype=torch.float32, device=timesteps.device) / steps
     args = timesteps.float()[:, None] * torch.exp(-math.log(max_period) * exponents)[None]
-    embedding = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    waves = [torch.cos(args), torch.sin(args)]
+    embedding = torch.cat(waves[::-1] if conventions == "ddpm_tf" else waves, dim=-1)
     if dim % 2:
         embedding = F.pad(embedding, (0, 1))
     return embedding
@@ -35,7 +56,7 @@ class TimestepEmbedder(nn.Sequential):
     """t [N] -> sinusoidal embedding -> Linear, SiLU, Linear -> [N, 4 * model_channels] (DDPM
     App. B; the Transformer's position embedding, then an MLP)."""
 
-    def __init__(self, model_channels: int):
+    def __init__(self, model_channels: int, conventions: Conventions = "adm"):
         emb_channels = 4 * model_channels
         super().__init__(
             nn.Linear(model_channels, emb_channels),
@@ -43,9 +64,10 @@ class TimestepEmbedder(nn.Sequential):
             nn.Linear(emb_channels, emb_channels),
         )
         self.model_channels = model_channels
+        self.conventions = conventions
 
     def forward(self, timesteps: torch.Tensor) -> torch.Tensor:
-        t_emb = timestep_embedding(timesteps, self.model_channels)
+        t_emb = timestep_embedding(timesteps, self.model_channels, conventions=self.conventions)
         return super().forward(t_emb.to(self[0].weight.dtype))
 
 
@@ -61,8 +83,8 @@ class GroupNorm32(nn.GroupNorm):
         return super().forward(x).type(x.dtype)
 
 
-def normalization(channels: int) -> GroupNorm32:
-    return GroupNorm32(NORM_GROUPS, channels)
+def normalization(channels: int, conventions: Conventions = "adm") -> GroupNorm32:
+    return GroupNorm32(NORM_GROUPS, channels, eps=NORM_EPS[conventions])
 
 
 def zero_module(module: nn.Module) -> nn.Module:
@@ -100,14 +122,16 @@ class Upsample(nn.Module):
 
 
 class Downsample(nn.Module):
-    """A 3×3 convolution with stride 2."""
+    """A 3×3 convolution with stride 2, the input padded by one pixel on every side (adm) or,
+    as TensorFlow's 'SAME' padding does for even sizes, on the bottom and right only (ddpm_tf)."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, conventions: Conventions = "adm"):
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+        self.pad = (0, 1, 0, 1) if conventions == "ddpm_tf" else None
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=0 if self.pad else 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
+        return self.conv(F.pad(x, self.pad) if self.pad else x)
 
 
 def _resample(x: torch.Tensor, resample: Literal["up", "down"] | None) -> torch.Tensor:
@@ -134,17 +158,18 @@ class ResBlock(nn.Module):
         out_channels: int | None = None,
         use_scale_shift_norm: bool = False,
         resample: Literal["up", "down"] | None = None,
+        conventions: Conventions = "adm",
     ):
         super().__init__()
         out_channels = out_channels or channels
         self.use_scale_shift_norm = use_scale_shift_norm
         self.resample = resample
-        self.in_norm = normalization(channels)
+        self.in_norm = normalization(channels, conventions)
         self.in_conv = nn.Conv2d(channels, out_channels, 3, padding=1)
         self.emb_proj = nn.Linear(
             emb_channels, 2 * out_channels if use_scale_shift_norm else out_channels
         )
-        self.out_norm = normalization(out_channels)
+        self.out_norm = normalization(out_channels, conventions)
         self.dropout = nn.Dropout(dropout)
         self.out_conv = zero_module(nn.Conv2d(out_channels, out_channels, 3, padding=1))
         self.skip = (
@@ -169,10 +194,16 @@ class ResBlock(nn.Module):
 class AttentionBlock(nn.Module):
     """Multi-head self-attention over all H·W positions, residual, output projection zeroed."""
 
-    def __init__(self, channels: int, num_heads: int = 1, num_head_channels: int = -1):
+    def __init__(
+        self,
+        channels: int,
+        num_heads: int = 1,
+        num_head_channels: int = -1,
+        conventions: Conventions = "adm",
+    ):
         super().__init__()
         self.num_heads = head_count(channels, num_heads, num_head_channels)
-        self.norm = normalization(channels)
+        self.norm = normalization(channels, conventions)
         self.qkv = nn.Linear(channels, 3 * channels)
         self.proj_out = zero_module(nn.Linear(channels, channels))
 

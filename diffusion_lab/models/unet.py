@@ -1,7 +1,7 @@
 """The DDPM / Improved DDPM / ADM U-Net (Ho et al. 2020 App. B; Nichol & Dhariwal 2021;
 Dhariwal & Nichol 2021 §3): ε_θ(x_t, t[, y]) as [N, C_out, H, W]."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import torch
@@ -12,11 +12,13 @@ from diffusion_lab.errors import ConfigError
 from diffusion_lab.models.blocks import (
     NORM_GROUPS,
     AttentionBlock,
+    Conventions,
     Downsample,
     ResBlock,
     TimestepEmbedder,
     TimestepEmbedSequential,
     Upsample,
+    check_conventions,
     normalization,
     run_block,
     zero_module,
@@ -63,6 +65,7 @@ def build_encoder_half(
     make_resblock: partial,
     make_attention: partial,
     resblock_updown: bool,
+    make_downsample: Callable[[int], nn.Module] = Downsample,
 ) -> tuple[nn.ModuleList, TimestepEmbedSequential, list[int]]:
     """The downsampling path and the middle block; also returns each input block's width."""
     ch = model_channels * channel_mult[0]
@@ -79,7 +82,7 @@ def build_encoder_half(
             input_blocks.append(TimestepEmbedSequential(*layers))
             widths.append(ch)
         if level != len(channel_mult) - 1:
-            down = make_resblock(ch, resample="down") if resblock_updown else Downsample(ch)
+            down = make_resblock(ch, resample="down") if resblock_updown else make_downsample(ch)
             input_blocks.append(TimestepEmbedSequential(down))
             widths.append(ch)
             ds *= 2
@@ -108,6 +111,8 @@ class UNetModel(nn.Module):
         num_head_channels: channels per attention head (-1: use num_heads).
         use_scale_shift_norm: AdaGN timestep conditioning (ADM) instead of adding it.
         resblock_updown: BigGAN-style residual blocks for up/downsampling (ADM).
+        conventions: "adm", or "ddpm_tf" for weights trained with Ho et al.'s TensorFlow code
+            (google/ddpm-*): its timestep embedding, GroupNorm eps and stride-2 padding.
     """
 
     def __init__(
@@ -128,8 +133,10 @@ class UNetModel(nn.Module):
         num_head_channels: int = -1,
         use_scale_shift_norm: bool = False,
         resblock_updown: bool = False,
+        conventions: Conventions = "adm",
     ):
         super().__init__()
+        check_conventions(conventions)
         channel_mult = tuple(channel_mult)
         attention_ds = attention_downsample_rates(image_size, channel_mult, attention_resolutions)
         check_widths(model_channels, channel_mult)
@@ -138,7 +145,7 @@ class UNetModel(nn.Module):
         self.out_channels = (out_channels or in_channels) * (2 if learn_sigma else 1)
 
         emb_channels = 4 * model_channels
-        self.time_embed = TimestepEmbedder(model_channels)
+        self.time_embed = TimestepEmbedder(model_channels, conventions)
         self.label_emb = (
             nn.Embedding(num_classes + 1, emb_channels) if num_classes is not None else None
         )
@@ -148,9 +155,13 @@ class UNetModel(nn.Module):
             emb_channels=emb_channels,
             dropout=dropout,
             use_scale_shift_norm=use_scale_shift_norm,
+            conventions=conventions,
         )
         make_attention = partial(
-            AttentionBlock, num_heads=num_heads, num_head_channels=num_head_channels
+            AttentionBlock,
+            num_heads=num_heads,
+            num_head_channels=num_head_channels,
+            conventions=conventions,
         )
         self.input_blocks, self.middle_block, widths = build_encoder_half(
             in_channels=in_channels,
@@ -161,6 +172,7 @@ class UNetModel(nn.Module):
             make_resblock=make_resblock,
             make_attention=make_attention,
             resblock_updown=resblock_updown,
+            make_downsample=partial(Downsample, conventions=conventions),
         )
 
         ch, ds = widths[-1], 2 ** (len(channel_mult) - 1)
@@ -177,7 +189,7 @@ class UNetModel(nn.Module):
                     ds //= 2
                 self.output_blocks.append(TimestepEmbedSequential(*layers))
 
-        self.out_norm = normalization(ch)
+        self.out_norm = normalization(ch, conventions)
         self.out_conv = zero_module(nn.Conv2d(ch, self.out_channels, 3, padding=1))
 
     def forward(
