@@ -77,6 +77,8 @@ def name_wandb_run(cfg: DictConfig) -> None:
         run.group = wandb_group(cfg)
     if run.get("id") is None:
         run.id = secrets.token_hex(4)
+    # the processes ddp_spawn starts attach to the run; their media goes to WANDB_DIR, else ./
+    os.environ["WANDB_DIR"] = str(run.save_dir)
 
 
 @contextlib.contextmanager
