@@ -87,7 +87,7 @@ def check_classifier(module, classifier) -> None:
     """ConfigError unless the classifier saw the model's noise schedule and classes."""
     same_schedule = torch.equal(
         classifier.diffusion.alphas_cumprod, module.diffusion.alphas_cumprod
-    )
+    ) and (classifier.diffusion.rescale_timesteps == module.diffusion.rescale_timesteps)
     if not same_schedule:
         raise ConfigError(
             f"guidance.classifier was trained on the schedule {classifier.hparams.diffusion}, "

@@ -44,6 +44,7 @@ def build_module(cfg: DictConfig) -> DiffusionModule:
         "model_mean_type": cfg.loss.model_mean_type,
         "model_var_type": cfg.loss.model_var_type,
         "loss_type": cfg.loss.loss_type,
+        "rescale_timesteps": cfg.schedule.get("rescale_timesteps", False),
     }
     return DiffusionModule(
         net=to_plain(cfg.model),

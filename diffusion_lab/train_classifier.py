@@ -23,9 +23,14 @@ def train_classifier(cfg: DictConfig) -> dict[str, float]:
             pl.seed_everything(cfg.seed, workers=True)
         module = NoisyClassifierModule(
             net=to_plain(cfg.classifier),
-            diffusion={"schedule": cfg.schedule.name, "num_timesteps": cfg.schedule.num_timesteps},
+            diffusion={
+                "schedule": cfg.schedule.name,
+                "num_timesteps": cfg.schedule.num_timesteps,
+                "rescale_timesteps": cfg.schedule.get("rescale_timesteps", False),
+            },
             optimizer=to_plain(cfg.optimizer),
             num_classes=cfg.data.num_classes,
+            anneal_lr=cfg.anneal_lr,
         )
         return fit_run(cfg, module, "diffusion_lab.train_classifier")
 

@@ -21,8 +21,9 @@ BATCH_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches
 class CIFAR10DataModule(ImageDataModule):
     """50,000 train / 10,000 test RGB 32x32 images in 10 classes, in [-1, 1].
 
-    Training images are flipped left-right with probability 1/2 (DDPM's only augmentation);
-    validation and reference images never are. Validation is the test split. Reads
+    Training images are flipped left-right with probability 1/2 (DDPM's only augmentation;
+    `random_flip=False`: never, as improved-diffusion's loader); validation and reference
+    images never are. Validation is the test split. Reads
     `<root>/cifar-10-batches-py/`; torchvision downloads it there only when `download=True`.
     """
 
@@ -34,6 +35,7 @@ class CIFAR10DataModule(ImageDataModule):
         channels: int = 3,
         num_classes: int | None = 10,
         download: bool = False,
+        random_flip: bool = True,
         **loader: Any,
     ):
         check_choice("image_size", image_size, (32,), "CIFAR-10")
@@ -42,7 +44,7 @@ class CIFAR10DataModule(ImageDataModule):
         super().__init__(
             image_size=image_size, channels=channels, num_classes=num_classes, **loader
         )
-        self.root, self.download = Path(root), download
+        self.root, self.download, self.random_flip = Path(root), download, random_flip
 
     @property
     def folder(self) -> Path:
@@ -68,7 +70,7 @@ class CIFAR10DataModule(ImageDataModule):
                 f"CIFAR-10 not found under {self.folder}; set data.root=<dir containing "
                 "cifar-10-batches-py> or data.download=true"
             )
-        flip = [transforms.RandomHorizontalFlip()] if augment else []
+        flip = [transforms.RandomHorizontalFlip()] if augment and self.random_flip else []
         try:
             return CIFAR10(self.root, train=split == "train", transform=signed_tensor(*flip))
         except RuntimeError as err:  # torchvision's MD5 check failed

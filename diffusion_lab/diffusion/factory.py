@@ -18,11 +18,13 @@ def create_diffusion(
     model_var_type: str = "fixed_large",
     loss_type: str = "simple",
     timestep_respacing=None,
+    rescale_timesteps: bool = False,
 ) -> GaussianDiffusion:
     """A GaussianDiffusion, or a SpacedDiffusion when `timestep_respacing` is given.
 
     The defaults are DDPM's (Ho et al. 2020): linear schedule, T = 1000, ε-prediction, σ² = β,
-    L_simple. Raises ConfigError on unknown names and on a loss that cannot train the variance.
+    L_simple; `rescale_timesteps` feeds the network t·1000/T (improved-diffusion's default).
+    Raises ConfigError on unknown names and on a loss that cannot train the variance.
     """
     check_loss_trains_variance(
         parse_choice(LossType, loss_type, "loss_type"),
@@ -33,6 +35,7 @@ def create_diffusion(
         "model_mean_type": model_mean_type,
         "model_var_type": model_var_type,
         "loss_type": loss_type,
+        "rescale_timesteps": rescale_timesteps,
     }
     if not timestep_respacing:
         return GaussianDiffusion(**kwargs)

@@ -109,7 +109,9 @@ class GaussianDiffusion:
         model_mean_type: ModelMeanType | str = ModelMeanType.EPSILON,
         model_var_type: ModelVarType | str = ModelVarType.FIXED_LARGE,
         loss_type: LossType | str = LossType.SIMPLE,
+        rescale_timesteps: bool = False,
     ):
+        self.rescale_timesteps = rescale_timesteps
         self.model_mean_type = parse_choice(ModelMeanType, model_mean_type, "model_mean_type")
         self.model_var_type = parse_choice(ModelVarType, model_var_type, "model_var_type")
         self.loss_type = parse_choice(LossType, loss_type, "loss_type")
@@ -117,7 +119,7 @@ class GaussianDiffusion:
         betas = torch.as_tensor(betas, dtype=torch.float64).cpu().clone()
         if betas.ndim != 1 or len(betas) == 0 or not ((betas > 0) & (betas <= 1)).all():
             raise ConfigError("betas must be a non-empty 1-D array with values in (0, 1]")
-        self.num_timesteps = len(betas)
+        self.num_timesteps = self.original_num_steps = len(betas)
         self.betas = betas
         self.log_betas = torch.log(betas)
         alphas = 1.0 - betas
@@ -391,7 +393,13 @@ class GaussianDiffusion:
         return output.to(_compute_dtype(x.dtype))
 
     def _model_timesteps(self, t):
-        """The timesteps the network was trained with for indices t (identity here)."""
+        """The network's timesteps for indices t: t, or t·1000/T with `rescale_timesteps`
+        (improved-diffusion's default: its network always sees [0, 1000))."""
+        return self._rescaled(t)
+
+    def _rescaled(self, t):
+        if self.rescale_timesteps:
+            return t.float() * (1000.0 / self.original_num_steps)
         return t
 
     def _table(self, name: str, device: torch.device) -> torch.Tensor:

@@ -73,11 +73,11 @@ class SpacedDiffusion(GaussianDiffusion):
                 f"use_timesteps must be non-empty and within [0, {base.num_timesteps - 1}]"
             )
         self.use_timesteps = set(kept)
-        self.original_num_steps = base.num_timesteps
         self.timestep_map = torch.tensor(kept, dtype=torch.long)
         alphas_cumprod = base.alphas_cumprod[self.timestep_map]
         previous = torch.cat([torch.ones(1, dtype=torch.float64), alphas_cumprod[:-1]])
         super().__init__(**{**kwargs, "betas": 1.0 - alphas_cumprod / previous})
+        self.original_num_steps = base.num_timesteps
 
     def _model_timesteps(self, t):
-        return self._table("timestep_map", t.device)[t]
+        return self._rescaled(self._table("timestep_map", t.device)[t])

@@ -6,6 +6,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics.classification import MulticlassAccuracy
 
 from diffusion_lab.checkpoints import load_checkpoint
@@ -22,9 +23,12 @@ class NoisyClassifierModule(pl.LightningModule):
         diffusion: keyword arguments of `create_diffusion` (only the schedule matters here).
         optimizer: config of a partial optimizer.
         num_classes: number of classes.
+        anneal_lr: decay the learning rate linearly to 0 at `trainer.max_steps`.
     """
 
-    def __init__(self, net: dict, diffusion: dict, optimizer: dict, num_classes: int):
+    def __init__(
+        self, net: dict, diffusion: dict, optimizer: dict, num_classes: int, anneal_lr: bool = False
+    ):
         super().__init__()
         self.save_hyperparameters()
         self.diffusion = create_diffusion(**diffusion)
@@ -37,7 +41,9 @@ class NoisyClassifierModule(pl.LightningModule):
         return self.net(x_t, t)
 
     def _noisy_logits(self, images, t, noise):
-        return self.net(self.diffusion.q_sample(images, t, noise=noise), t)
+        """Logits at x_t ~ q(x_t | x_0); the net sees the timesteps the guided model sees."""
+        x_t = self.diffusion.q_sample(images, t, noise=noise)
+        return self.net(x_t, self.diffusion._model_timesteps(t))
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         """Cross-entropy at t ~ U{0..T-1}, x_t ~ q(x_t | x_0), drawn per global batch row."""
@@ -66,7 +72,19 @@ class NoisyClassifierModule(pl.LightningModule):
         self.log("val/accuracy", self.val_accuracy)
 
     def configure_optimizers(self) -> Any:
-        return build(self.hparams.optimizer, MODEL_PARTS, "optimizer")(params=self.parameters())
+        """The optimizer; with `anneal_lr`, lr·(1 − step/max_steps) (guided-diffusion's
+        `classifier_train.py --anneal_lr True`)."""
+        optimizer = build(self.hparams.optimizer, MODEL_PARTS, "optimizer")(
+            params=self.parameters()
+        )
+        if not self.hparams.anneal_lr:
+            return optimizer
+        total = self.trainer.max_steps
+        scheduler = LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / total))
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
 
 
 def load_classifier(path: str) -> NoisyClassifierModule:

@@ -85,8 +85,7 @@ class DiffusionModule(pl.LightningModule):
         images, labels = batch
         t, weights, noise, u_drop = self._draw(images)
         model_kwargs = self.model_kwargs(labels, u_drop < self.hparams.cond_drop_prob)
-        # dropout masks: a stream of this process's own, fixed by the step (resumes exactly)
-        torch.manual_seed(stream_seed(self.seed, self.global_step, "dropout", self.global_rank))
+        self.seed_dropout()
         terms = self.diffusion.training_losses(
             self.net, images, t, model_kwargs=model_kwargs, noise=noise
         )
@@ -111,6 +110,11 @@ class DiffusionModule(pl.LightningModule):
         t, weights = self.schedule_sampler.from_uniform(u_t.to(images.device))
         noise = noise.to(images.device, images.dtype, non_blocking=True)
         return t, weights, noise, u_drop.to(images.device)
+
+    def seed_dropout(self) -> None:
+        """Dropout masks from a stream of this process's own, fixed by (seed, step, rank): ranks
+        drop different units, and a resumed run drops what an uninterrupted one would."""
+        torch.manual_seed(stream_seed(self.seed, self.global_step, "dropout", self.global_rank))
 
     @property
     def seed(self) -> int:

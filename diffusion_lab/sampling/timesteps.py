@@ -20,6 +20,7 @@ def respace(diffusion, timesteps: list[int]) -> SpacedDiffusion:
         model_mean_type=diffusion.model_mean_type,
         model_var_type=diffusion.model_var_type,
         loss_type=diffusion.loss_type,
+        rescale_timesteps=diffusion.rescale_timesteps,
     )
 
 

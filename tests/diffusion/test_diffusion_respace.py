@@ -11,6 +11,7 @@ from diffusion_lab.diffusion import (
     space_timesteps,
 )
 from diffusion_lab.errors import ConfigError
+from diffusion_lab.sampling.timesteps import respace
 
 
 def test_space_timesteps_forms():
@@ -101,3 +102,23 @@ def test_plain_factory_call_is_not_respaced():
         create_diffusion("cosine", 50, timestep_respacing="60")
     with pytest.raises(ConfigError, match="use_timesteps"):
         SpacedDiffusion([0, 100], **kwargs())
+
+
+def test_rescaled_timesteps_reach_the_network_as_t_times_1000_over_t():
+    """improved-diffusion's rescale_timesteps: the network sees t·1000/T for the base process
+    and, respaced, for the base timestep each kept index stands for."""
+    seen = []
+
+    def network(x, t, **kwargs):
+        seen.append(t)
+        return torch.zeros_like(x)
+
+    x, t = torch.zeros(3, 1, 2, 2), torch.tensor([0, 1, 3999])
+    base = create_diffusion(num_timesteps=4000, rescale_timesteps=True)
+    base.p_mean_variance(network, x, t)
+    assert torch.equal(seen[-1], torch.tensor([0.0, 0.25, 999.75]))
+    spaced = respace(base, [0, 2000, 3999])  # indices 0, 1, 2 stand for 0, 2000, 3999
+    spaced.p_mean_variance(network, x, torch.tensor([0, 1, 2]))
+    assert torch.equal(seen[-1], torch.tensor([0.0, 500.0, 999.75]))
+    create_diffusion(num_timesteps=4000).p_mean_variance(network, x, t)
+    assert torch.equal(seen[-1], t)  # off: the integer timesteps themselves

@@ -91,3 +91,34 @@ def test_processes_draw_their_rows_of_the_global_batch_and_only_those(monkeypatc
     assert max(x.numel() for x in drawn) == 64  # one image at a time, never the global batch
     local = draw_rows(0, 0, global_rows(8, 64, 3), (1, 8, 8))[2]
     assert torch.equal(noise, local)
+
+
+def fake_process(module, world_size: int, rank: int, step: int = 0):
+    module.trainer = SimpleNamespace(world_size=world_size, global_rank=rank, global_step=step)
+    return module
+
+
+def test_label_dropout_drops_the_same_global_rows_on_any_number_of_processes():
+    module = build_module(config(Path("/nonexistent"), "cond_drop_prob=0.5"))
+    images = torch.zeros(4, 1, 8, 8)
+    one = fake_process(module, 1, 0)._draw(torch.zeros(8, 1, 8, 8))[3] < 0.5
+    two = [fake_process(module, 2, rank)._draw(images)[3] < 0.5 for rank in (0, 1)]
+    assert torch.equal(one[0::2], two[0]) and torch.equal(one[1::2], two[1])
+    assert 0 < int(one.sum()) < 8  # some rows dropped, some kept
+
+
+def test_each_process_draws_its_own_dropout_masks():
+    module = build_module(config(Path("/nonexistent"), "model.dropout=0.5")).train()
+    masks = []
+    dropout = next(m for m in module.net.modules() if isinstance(m, torch.nn.Dropout))
+    dropout.register_forward_hook(lambda mod, args, out: masks.append(out == 0))
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([5, 500])
+
+    def mask(rank: int, step: int = 3) -> torch.Tensor:
+        fake_process(module, 2, rank, step).seed_dropout()
+        module.net(x, t)
+        return masks[-1]
+
+    assert not torch.equal(mask(0), mask(1))  # two ranks: different units dropped
+    assert torch.equal(mask(0), mask(0))  # the same rank and step: the same (resumes exactly)
+    assert not torch.equal(mask(0, step=3), mask(0, step=4))
