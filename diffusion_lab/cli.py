@@ -5,10 +5,15 @@ import contextlib
 import logging
 import os
 import re
+import shutil
 import sys
+import time
+import traceback
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
@@ -59,16 +64,54 @@ def quiet_dependencies() -> None:
             logger.addFilter(_DropAdvert())
 
 
+def write_to_log_files(message: str) -> None:
+    """`message` into the run's log files (`<run dir>/<command>.log`), not the console."""
+    record = logging.LogRecord("diffusion_lab", logging.ERROR, "", 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.emit(record)
+
+
+STARTED = time.time()  # when this process imported the lab, before Hydra made any run dir
+# What a job that never got going can have written into its fresh run dir.
+UNSTARTED = {".hydra", "config.yaml", "csv", "wandb"}
+
+
+def discard_unused_run_dir() -> None:
+    """Removes this job's run dir if this process created it (Hydra's `.hydra/` record is newer
+    than the process) and it holds nothing but that record, the config, the logger's header and
+    the log: a run that failed before it started leaves nothing behind. Any other dir stays."""
+    if not HydraConfig.initialized():
+        return
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    record = run_dir / ".hydra"
+    if not record.is_dir() or record.stat().st_mtime < STARTED:
+        return
+    entries = list(run_dir.iterdir())
+    written = [p for p in entries if p.name not in UNSTARTED and p.suffix != ".log"]
+    if written or (run_dir / "csv" / "metrics.csv").exists():
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+    for parent in run_dir.parents:  # logs/<task>/runs/ that Hydra made for it, if now empty
+        if parent == Path.cwd() or not parent.is_dir() or any(parent.iterdir()):
+            break
+        parent.rmdir()
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turns a `LabError` into `error: <message>` on stderr and exit status 1: no traceback wall.
-    Also quiets the dependencies (`quiet_dependencies`)."""
+    """Turns a `LabError` into `error: <message>` on stderr and exit status 1: no traceback wall
+    (HYDRA_FULL_ERROR=1 keeps it). The message also goes into the run's log, and a run dir the
+    job never used is removed. Also quiets the dependencies (`quiet_dependencies`)."""
     quiet_dependencies()
     try:
         yield
     except Exception as exc:
         error = _user_error(exc)
-        if error is None:
+        write_to_log_files(traceback.format_exc() if error is None else f"error: {error}")
+        if error is not None:
+            discard_unused_run_dir()
+        if error is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)

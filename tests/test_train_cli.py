@@ -92,3 +92,27 @@ def test_unknown_group_option_lists_the_choices(tmp_path):
     result = run_train("schedule=quadratic", f"hydra.run.dir={tmp_path}")
     assert result.returncode != 0
     assert "schedule" in result.stderr and "cosine" in result.stderr
+
+
+def test_a_run_that_fails_before_it_starts_leaves_nothing_behind(tmp_path):
+    result = run_module(
+        "diffusion_lab.train", "experiment=quickstart", "trainer.max_steps=0", cwd=tmp_path
+    )
+    assert result.returncode == 1 and "trainer.max_steps" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_error_during_a_run_is_recorded_in_its_log(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_train(
+        "experiment=quickstart",
+        "debug=fast",
+        "optimizer.lr=1e30",  # the first step blows the weights up: every later loss is inf
+        "warmup_steps=0",
+        "max_nonfinite_steps=2",
+        "callbacks.last_checkpoint.every_n_train_steps=1",
+        f"hydra.run.dir={run_dir}",
+    )
+    assert result.returncode == 1 and "not finite" in result.stderr
+    log = (run_dir / "train.log").read_text()
+    assert "error: the loss was not finite" in log and "run dir:" in log

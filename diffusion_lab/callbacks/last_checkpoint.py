@@ -34,7 +34,10 @@ class LastCheckpoint(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         signum = self.agreed_signal(trainer)
-        if signum or trainer.global_step % self.every_n_train_steps == 0:
+        step = trainer.global_step
+        # the last step's state is written here too, not after the loop: Lightning resumes a
+        # checkpoint of a finished loop one logging step late
+        if signum or step % self.every_n_train_steps == 0 or step >= trainer.max_steps:
             self.save(trainer)
         if signum:
             self.stopped_by = signum

@@ -114,3 +114,31 @@ def test_resume_applies_what_it_can_and_refuses_the_rest(tmp_path):
     assert "model.model_channels" in error and "seed" in error and "ckpt_path=" in error
     assert checkpoint(run_dir)["global_step"] == 6  # nothing touched
     assert not (cwd / "logs").exists()  # neither resume made a run dir of its own
+
+
+def test_ctrl_c_leaves_only_last_ckpt_and_the_resume_keeps_the_grid_steps(tmp_path):
+    run_dir, markers, cwd = tmp_path / "run", tmp_path / "markers", tmp_path / "cwd"
+    markers.mkdir()
+    run = [
+        "trainer.max_steps=14",
+        "trainer.val_check_interval=7",
+        "callbacks.sample_grid.every_n_steps=7",
+    ]
+    hang = [
+        "+callbacks.hang._target_=reliability.hang_at_step.HangAtStep",
+        "+callbacks.hang.steps=[5]",
+        f"+callbacks.hang.marker_dir={markers}",
+    ]
+    first = start(cwd, *run, *hang, f"hydra.run.dir={run_dir}")
+    wait_for(markers / "5", first)
+    first.send_signal(signal.SIGINT)  # Ctrl-C
+    assert first.wait(60) == 128 + signal.SIGINT
+    assert f"resume={run_dir}" in first.stderr.read()
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["last.ckpt"]
+    assert checkpoint(run_dir)["global_step"] == 6
+
+    second = start(cwd, f"resume={run_dir}")
+    assert second.wait(120) == 0, second.stderr.read()[-3000:]
+    grids = sorted(p.name for p in (run_dir / "samples").glob("step_*.png"))
+    assert grids == ["step_0000007.png", "step_0000014.png"]  # the configured steps
+    assert logged_steps(run_dir) == list(range(14))  # one row per step, none twice or missing
