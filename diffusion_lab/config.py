@@ -5,7 +5,7 @@ resolves before any Hydra job exists, so a multirun can place its sweep dir belo
 `${lab.run_name:}` names a run dir: the start time, or the job under SLURM (`runs.slurm`).
 `${lab.workers:4}` is a data-loader worker count: at most 4, and no more than the cores left
 beside the training process. `${lab.groups:data,model}` lists the options of config groups, for a
-command's `--help`.
+command's `--help`. `${lab.best_metric:...}` is what best.ckpt minimises.
 """
 
 import os
@@ -32,6 +32,12 @@ def loader_workers(most: int) -> int:
     return max(0, min(int(most), (cores or 1) - 1))
 
 
+def best_metric(fid) -> str:
+    from diffusion_lab.callbacks.fid import best_metric
+
+    return best_metric(fid)
+
+
 def register_resolvers() -> None:
     """Registers the `lab.*` resolvers (idempotent)."""
     from diffusion_lab.runs.slurm import run_name
@@ -41,6 +47,7 @@ def register_resolvers() -> None:
         "lab.run_name": run_name,
         "lab.workers": loader_workers,
         "lab.groups": groups_help,
+        "lab.best_metric": best_metric,
     }
     for name, resolver in resolvers.items():
         if not OmegaConf.has_resolver(name):

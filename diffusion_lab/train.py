@@ -54,6 +54,7 @@ def build_module(cfg: DictConfig) -> DiffusionModule:
         timestep_sampler=cfg.loss.timestep_sampler,
         cond_drop_prob=cfg.cond_drop_prob,
         max_nonfinite_steps=cfg.max_nonfinite_steps,
+        lr_schedule=cfg.lr_schedule,
     )
 
 
@@ -69,9 +70,22 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
+    """Trains; returns `optimized_metric`'s final value for a hyper-parameter search."""
     with user_errors():
-        train(continued(cfg))
+        metrics = train(continued(cfg))
+        return optimized(metrics, cfg.get("optimized_metric"))
+
+
+def optimized(metrics: dict[str, float], name: str | None) -> float | None:
+    """`metrics[name]`, or None without a name; ConfigError naming the logged ones if absent."""
+    if name is None:
+        return None
+    if name not in metrics:
+        raise ConfigError(
+            f"optimized_metric={name!r} was not logged; logged: {', '.join(sorted(metrics))}"
+        )
+    return metrics[name]
 
 
 def run() -> None:

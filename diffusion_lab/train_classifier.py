@@ -30,7 +30,7 @@ def train_classifier(cfg: DictConfig) -> dict[str, float]:
             },
             optimizer=to_plain(cfg.optimizer),
             num_classes=cfg.data.num_classes,
-            anneal_lr=cfg.anneal_lr,
+            lr_schedule=cfg.lr_schedule,
         )
         return fit_run(cfg, module, "diffusion_lab.train_classifier")
 

@@ -86,7 +86,7 @@ CLASSIFIER = {  # guided-diffusion README (128x128 classifier flags), classifier
     "optimizer._target_": "torch.optim.AdamW",
     "optimizer.lr": 3e-4,
     "optimizer.weight_decay": 0.05,
-    "anneal_lr": True,
+    "lr_schedule": "linear",
     "data.batch_size": 256,
     "trainer.max_steps": 300000,
     "trainer.gradient_clip_val": None,
@@ -145,7 +145,7 @@ def test_the_classifier_learning_rate_decays_linearly_to_zero():
         diffusion={"num_timesteps": 100},
         optimizer={"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 3e-4},
         num_classes=2,
-        anneal_lr=True,
+        lr_schedule="linear",
     )
     module.trainer = SimpleNamespace(max_steps=300)
     setup = module.configure_optimizers()

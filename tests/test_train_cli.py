@@ -4,7 +4,9 @@ import csv
 import subprocess
 from pathlib import Path
 
+import pytest
 import torch
+import yaml
 from clitools import run_module
 
 
@@ -116,3 +118,19 @@ def test_an_error_during_a_run_is_recorded_in_its_log(tmp_path):
     assert result.returncode == 1 and "not finite" in result.stderr
     log = (run_dir / "train.log").read_text()
     assert "error: the loss was not finite" in log and "run dir:" in log
+
+
+def test_a_two_trial_optuna_search_reports_its_best_value(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    search = ["hparams_search=quickstart_optuna", "hydra.sweeper.n_trials=2"]
+    result = run_module(
+        "diffusion_lab.train", "experiment=quickstart", "debug=fast", *search, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    [sweep] = (tmp_path / "logs" / "quickstart" / "multiruns").iterdir()
+    found = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    final = [
+        float([r for r in read_metrics(sweep / t) if r["val/loss"]][-1]["val/loss"]) for t in "01"
+    ]
+    assert found["best_value"] == pytest.approx(min(final))  # the better trial's final val/loss
+    assert set(found["best_params"]) == {"optimizer.lr", "callbacks.ema.decay"}

@@ -8,6 +8,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from diffusion_lab import CONFIG_DIR
+from diffusion_lab.checkpoints import load_module
 from diffusion_lab.train import train
 
 TINY = ["experiment=quickstart", "debug=fast", "model.model_channels=32"]
@@ -87,3 +88,44 @@ def test_each_job_of_a_sweep_gets_its_own_wandb_run(tmp_path):
     second = run(tmp_path / "b", "logger=wandb", "logger.wandb.offline=true")
     assert len(list((first / "wandb").glob("offline-run-*"))) == 1
     assert len(list((second / "wandb").glob("offline-run-*"))) == 1
+
+
+def test_tensorboard_logger_writes_event_files(tmp_path):
+    pytest.importorskip("tensorboard")
+    run_dir = run(tmp_path, "logger=tensorboard")
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert (run_dir / "csv" / "metrics.csv").is_file()
+
+
+def test_ema_snapshots_appear_at_their_steps_keep_the_last_and_load(tmp_path):
+    snap = [
+        "trainer.max_steps=6",
+        "callbacks.snapshots.every_n_steps=2",
+        "callbacks.snapshots.keep_last=2",
+    ]
+    run_dir = run(tmp_path, *snap)
+    names = sorted(p.name for p in (run_dir / "snapshots").iterdir())
+    assert names == ["step_0000004.ckpt", "step_0000006.ckpt"]  # step 2's dropped: keep the last 2
+    snapshot = torch.load(run_dir / "snapshots" / "step_0000006.ckpt", weights_only=True)
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert snapshot["global_step"] == 6
+    # the same EMA weights as last.ckpt's state_dict at the same step, a fraction of its size
+    assert all(torch.equal(snapshot["state_dict"][k], v) for k, v in last["state_dict"].items())
+    assert set(snapshot) == {"state_dict", "hyper_parameters", "global_step"}
+    module = load_module(run_dir / "snapshots" / "step_0000006.ckpt")
+    assert module.num_classes is None
+
+
+def test_best_checkpoint_follows_fid_when_the_fid_callback_is_on(tmp_path):
+    fid = [
+        "callbacks.fid.every_n_steps=2",
+        "callbacks.fid.features=digits",
+        "callbacks.fid.num_samples=8",
+    ]
+    cfg_dir = run(tmp_path, *fid, "callbacks.fid.batch_size=8", "sampler.steps=2")
+    best = torch.load(cfg_dir / "checkpoints" / "best.ckpt", weights_only=True)
+    [state] = [
+        v for k, v in best["callbacks"].items() if k.startswith("ModelCheckpoint")
+    ]
+    assert state["monitor"] == "fid_digits_0.008k"  # FID of 8 samples on the digits features
+    assert float(state["best_model_score"]) > 0

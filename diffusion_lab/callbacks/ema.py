@@ -58,6 +58,10 @@ class EMA(WeightAveraging):
                 checkpoint["state_dict"],
             )
 
+    def averaged_state_dict(self) -> dict[str, torch.Tensor]:
+        """The averaged module's `state_dict` (the keys of the LightningModule's own)."""
+        return self._average_model.module.state_dict()
+
     def current_decay(self, num_averaged: int) -> float:
         if not self.warmup:
             return self.decay

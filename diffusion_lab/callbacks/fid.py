@@ -17,6 +17,18 @@ from diffusion_lab.metrics import (
 )
 
 
+def log_name(metric: str, num_samples: int) -> str:
+    """What a metric of `num_samples` samples is logged as: `fid_5k`, `fid_digits_0.5k`."""
+    return f"{metric}_{num_samples / 1000:g}k"
+
+
+def best_metric(fid: dict) -> str:
+    """What `best.ckpt` minimises: the FID callback's FID when it is on, else val/loss."""
+    if not fid or not fid.get("every_n_steps"):
+        return "val/loss"
+    return log_name(metric_key("fid", fid.get("features", "inception")), fid["num_samples"])
+
+
 class FID(pl.Callback):
     """Scores `num_samples` samples (Heusel et al. 2017) at validations `every_n_steps` apart.
 
@@ -100,7 +112,7 @@ class FID(pl.Callback):
 
     def log_name(self, name: str) -> str:
         """`fid` -> `fid_5k` for 5,000 samples (`fid_0.5k` for 500)."""
-        return f"{name}_{self.num_samples / 1000:g}k"
+        return log_name(name, self.num_samples)
 
     @torch.no_grad()
     def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:

@@ -1,6 +1,7 @@
 """LightningModule for the noisy classifier of classifier guidance (Dhariwal & Nichol §4)."""
 
 import os
+from functools import partial
 from typing import Any
 
 import lightning.pytorch as pl
@@ -11,6 +12,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from diffusion_lab.checkpoints import load_checkpoint
 from diffusion_lab.diffusion import create_diffusion
+from diffusion_lab.lightning.lr_schedules import check_schedule, lr_factor
 from diffusion_lab.lightning.rows import draw_rows, global_rows, stream_seed
 from diffusion_lab.targets import MODEL_PARTS, build
 
@@ -23,14 +25,21 @@ class NoisyClassifierModule(pl.LightningModule):
         diffusion: keyword arguments of `create_diffusion` (only the schedule matters here).
         optimizer: config of a partial optimizer.
         num_classes: number of classes.
-        anneal_lr: decay the learning rate linearly to 0 at `trainer.max_steps`.
+        lr_schedule: constant, linear (guided-diffusion's `--anneal_lr True`) or cosine decay to 0
+            at `trainer.max_steps`.
     """
 
     def __init__(
-        self, net: dict, diffusion: dict, optimizer: dict, num_classes: int, anneal_lr: bool = False
+        self,
+        net: dict,
+        diffusion: dict,
+        optimizer: dict,
+        num_classes: int,
+        lr_schedule: str = "constant",
     ):
         super().__init__()
         self.save_hyperparameters()
+        check_schedule(lr_schedule)
         self.diffusion = create_diffusion(**diffusion)
         self.net = build(net, MODEL_PARTS, "net")
         self.num_classes = num_classes
@@ -48,11 +57,13 @@ class NoisyClassifierModule(pl.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         """Cross-entropy at t ~ U{0..T-1}, x_t ~ q(x_t | x_0), drawn per global batch row."""
         images, labels = batch
-        rows = global_rows(len(images), self.trainer.world_size, self.trainer.global_rank)
+        trainer = self.trainer
+        micro = batch_idx % trainer.accumulate_grad_batches
+        rows = global_rows(len(images), trainer.world_size, trainer.global_rank, micro)
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
         u_t, _, noise = draw_rows(seed, self.global_step, rows, images.shape[1:])
         t = (u_t * self.diffusion.num_timesteps).long().to(images.device)
-        torch.manual_seed(stream_seed(seed, self.global_step, "dropout", self.global_rank))
+        torch.manual_seed(stream_seed(seed, self.global_step, micro, "dropout", self.global_rank))
         logits = self._noisy_logits(images, t, noise.to(images.device, images.dtype))
         loss = F.cross_entropy(logits, labels)
         self.train_accuracy(logits, labels)
@@ -72,19 +83,17 @@ class NoisyClassifierModule(pl.LightningModule):
         self.log("val/accuracy", self.val_accuracy)
 
     def configure_optimizers(self) -> Any:
-        """The optimizer; with `anneal_lr`, lr·(1 − step/max_steps) (guided-diffusion's
-        `classifier_train.py --anneal_lr True`)."""
         optimizer = build(self.hparams.optimizer, MODEL_PARTS, "optimizer")(
             params=self.parameters()
         )
-        if not self.hparams.anneal_lr:
-            return optimizer
-        total = self.trainer.max_steps
-        scheduler = LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / total))
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        factor = partial(
+            lr_factor,
+            warmup_steps=0,
+            total_steps=self.trainer.max_steps,
+            schedule=self.hparams.lr_schedule,
+        )
+        scheduler = {"scheduler": LambdaLR(optimizer, factor), "interval": "step"}
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
 
 def load_classifier(path: str) -> NoisyClassifierModule:

@@ -5,6 +5,7 @@ Glue only: the diffusion math lives in `diffusion_lab.diffusion`, the network in
 """
 
 import os
+from functools import partial
 from typing import Any
 
 import lightning.pytorch as pl
@@ -15,6 +16,7 @@ from torchmetrics import MeanMetric
 from diffusion_lab.checkpoints import rng_state, set_rng_state
 from diffusion_lab.diffusion import create_diffusion, create_named_schedule_sampler
 from diffusion_lab.errors import TrainingDivergedError
+from diffusion_lab.lightning.lr_schedules import check_schedule, lr_factor
 from diffusion_lab.lightning.rows import draw_rows, global_rows, stream_seed
 from diffusion_lab.targets import MODEL_PARTS, build
 
@@ -32,6 +34,7 @@ class DiffusionModule(pl.LightningModule):
         diffusion: keyword arguments of `create_diffusion` (schedule, T, mean/var/loss types).
         optimizer: config of a partial optimizer (`_target_`, `_partial_: true`, lr, ...).
         warmup_steps: linear learning-rate warmup length in optimizer steps.
+        lr_schedule: after warmup, constant, linear or cosine decay to 0 at `trainer.max_steps`.
         timestep_sampler: "uniform" or "loss_aware" (Improved DDPM §3.3).
         cond_drop_prob: probability of replacing a label by the null class (classifier-free
             guidance, Ho & Salimans 2022).
@@ -48,9 +51,11 @@ class DiffusionModule(pl.LightningModule):
         timestep_sampler: str = "uniform",
         cond_drop_prob: float = 0.0,
         max_nonfinite_steps: int = 10,
+        lr_schedule: str = "constant",
     ):
         super().__init__()
         self.save_hyperparameters()
+        check_schedule(lr_schedule)
         self.diffusion = create_diffusion(**diffusion)
         self.net = build(net, MODEL_PARTS, "net", learn_sigma=self.diffusion.learns_sigma)
         self.schedule_sampler = create_named_schedule_sampler(timestep_sampler, self.diffusion)
@@ -83,9 +88,10 @@ class DiffusionModule(pl.LightningModule):
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor | None:
         images, labels = batch
-        t, weights, noise, u_drop = self._draw(images)
+        micro_batch = batch_idx % self.accumulation
+        t, weights, noise, u_drop = self._draw(images, micro_batch)
         model_kwargs = self.model_kwargs(labels, u_drop < self.hparams.cond_drop_prob)
-        self.seed_dropout()
+        self.seed_dropout(micro_batch)
         terms = self.diffusion.training_losses(
             self.net, images, t, model_kwargs=model_kwargs, noise=noise
         )
@@ -101,20 +107,28 @@ class DiffusionModule(pl.LightningModule):
         self._update_quartiles(t, terms["loss"].detach())
         return loss
 
-    def _draw(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    @property
+    def accumulation(self) -> int:
+        """Micro-batches per optimizer step (`trainer.accumulate_grad_batches`)."""
+        return int(getattr(self.trainer, "accumulate_grad_batches", 1))
+
+    def _draw(self, images: torch.Tensor, micro_batch: int = 0) -> tuple[torch.Tensor, ...]:
         """(t, weights, noise, u_drop) for this process's rows of the global batch, each row from
         its own (seed, step, row) stream (`lightning.rows`): N processes see the same
         (x_0, t, noise, label dropout) as one process with an N-times batch."""
-        rows = global_rows(images.shape[0], self.trainer.world_size, self.trainer.global_rank)
+        trainer = self.trainer
+        rows = global_rows(images.shape[0], trainer.world_size, trainer.global_rank, micro_batch)
         u_t, u_drop, noise = draw_rows(self.seed, self.global_step, rows, images.shape[1:])
         t, weights = self.schedule_sampler.from_uniform(u_t.to(images.device))
         noise = noise.to(images.device, images.dtype, non_blocking=True)
         return t, weights, noise, u_drop.to(images.device)
 
-    def seed_dropout(self) -> None:
-        """Dropout masks from a stream of this process's own, fixed by (seed, step, rank): ranks
-        drop different units, and a resumed run drops what an uninterrupted one would."""
-        torch.manual_seed(stream_seed(self.seed, self.global_step, "dropout", self.global_rank))
+    def seed_dropout(self, micro_batch: int = 0) -> None:
+        """Dropout masks from a stream of this process's own, fixed by (seed, step, micro-batch,
+        rank): ranks drop different units, and a resumed run drops what an uninterrupted one
+        would."""
+        key = (self.seed, self.global_step, micro_batch, "dropout", self.global_rank)
+        torch.manual_seed(stream_seed(*key))
 
     @property
     def seed(self) -> int:
@@ -182,11 +196,15 @@ class DiffusionModule(pl.LightningModule):
         optimizer = build(self.hparams.optimizer, MODEL_PARTS, "optimizer")(
             params=self.parameters()
         )
-        warmup = max(int(self.hparams.warmup_steps), 1)
-        scheduler = LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        factor = partial(
+            lr_factor,
+            warmup_steps=int(self.hparams.warmup_steps),
+            total_steps=self.trainer.max_steps,
+            schedule=self.hparams.lr_schedule,
+        )
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+            "lr_scheduler": {"scheduler": LambdaLR(optimizer, factor), "interval": "step"},
         }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

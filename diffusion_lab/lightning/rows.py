@@ -17,9 +17,12 @@ def stream_seed(*key: int | str) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
-def global_rows(local_batch: int, world_size: int, rank: int) -> range:
-    """The global rows of process `rank`'s local batch."""
-    return range(rank, local_batch * world_size, world_size)
+def global_rows(local_batch: int, world_size: int, rank: int, micro_batch: int = 0) -> range:
+    """The global rows of process `rank`'s local batch; with gradient accumulation, micro-batch
+    k of an optimizer step holds rows k·N·B + r, k·N·B + r + N, ... (N processes, batch B), so
+    K accumulated micro-batches draw like one K-times batch."""
+    start = micro_batch * local_batch * world_size
+    return range(start + rank, start + local_batch * world_size, world_size)
 
 
 def draw_rows(

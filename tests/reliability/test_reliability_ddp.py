@@ -122,3 +122,11 @@ def test_each_process_draws_its_own_dropout_masks():
     assert not torch.equal(mask(0), mask(1))  # two ranks: different units dropped
     assert torch.equal(mask(0), mask(0))  # the same rank and step: the same (resumes exactly)
     assert not torch.equal(mask(0, step=3), mask(0, step=4))
+
+
+def test_accumulated_micro_batches_hold_the_rows_of_one_bigger_batch():
+    """Process r's k-th micro-batch of batch B holds the data sampler's positions k·N·B + r +
+    N·j; its noise rows must be those positions, so K micro-batches draw like one K·B batch."""
+    rows = [list(global_rows(4, 2, rank, micro)) for micro in (0, 1) for rank in (0, 1)]
+    assert sorted(sum(rows, [])) == list(range(16))  # every row once
+    assert rows[2] == [8, 10, 12, 14]  # micro-batch 1 of process 0
