@@ -1,18 +1,24 @@
 """Finding, safely loading and atomically writing training checkpoints; random-number state as
 plain tensors."""
 
+import json
 import os
 import pickle
 import random
+import re
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file
 
 from diffusion_lab.errors import CheckpointError
 from diffusion_lab.targets import MODEL_PARTS, check_targets
+
+UNSAFE = re.compile(r"Unsupported global: GLOBAL (\S+)")  # torch's weights_only refusal
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -22,7 +28,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
         path = path / "checkpoints" / "last.ckpt"
     if not path.is_file():
         raise CheckpointError(
-            f"no checkpoint at {path}; pass ckpt=<file.ckpt> or ckpt=<run dir with checkpoints/>"
+            f"no checkpoint at {path}: give a checkpoint file or a run dir with checkpoints/"
         )
     return path
 
@@ -32,18 +38,24 @@ def load_checkpoint(path: str | Path, mmap: bool = False) -> dict:
     `_target_` in its hyperparameters must be one the lab builds (`targets.MODEL_PARTS`).
 
     `mmap=True` maps the tensors instead of reading them: a cheap check of a large file.
+    A file that is not a torch checkpoint, or a damaged one, is called corrupt; one whose pickle
+    names Python objects beyond tensors and plain values is refused as unsafe.
     """
     path = resolve_checkpoint(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
+        found = UNSAFE.search(str(exc))
+        if found is None:
+            raise CheckpointError(f"{path} is not a readable checkpoint: corrupt") from None
         raise CheckpointError(
-            f"refusing to load {path}: it holds more than tensors ({exc})"
-        ) from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile) as exc:
+            f"refusing to load {path}: it holds {found.group(1)}, not only tensors and plain "
+            "values; a lab checkpoint never does"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError):
         raise CheckpointError(
-            f"cannot read checkpoint {path}: truncated or corrupt ({exc})"
-        ) from exc
+            f"{path} is not a readable checkpoint: truncated or corrupt"
+        ) from None
     if isinstance(checkpoint, dict):
         check_targets(
             checkpoint.get("hyper_parameters"), MODEL_PARTS, str(path), "hyper_parameters"
@@ -51,13 +63,56 @@ def load_checkpoint(path: str | Path, mmap: bool = False) -> dict:
     return checkpoint
 
 
+def lab_checkpoint(path: str | Path) -> dict:
+    """`load_checkpoint`, and a CheckpointError unless it is one the lab wrote (weights and the
+    hyperparameters that rebuild its module)."""
+    path = resolve_checkpoint(path)
+    checkpoint = load_checkpoint(path)
+    if not isinstance(checkpoint, dict) or not {"state_dict", "hyper_parameters"} <= set(
+        checkpoint
+    ):
+        raise CheckpointError(
+            f"{path} is not a checkpoint of the lab (it has no state_dict and hyper_parameters); "
+            "pass one written by train, train_classifier or convert, or an exported .safetensors"
+        )
+    return checkpoint
+
+
 def load_module(path: str | Path):
-    """The `DiffusionModule` of a checkpoint, with the weights it stores as `state_dict` (EMA)."""
+    """The `DiffusionModule` of a checkpoint (the weights it stores as `state_dict`: EMA) or of
+    an exported `.safetensors` file, in eval mode."""
     from diffusion_lab.lightning import DiffusionModule
 
-    checkpoint = load_checkpoint(path)
+    path = resolve_checkpoint(path)
+    if path.suffix == ".safetensors":
+        return load_exported(path)
+    checkpoint = lab_checkpoint(path)
     module = DiffusionModule(**checkpoint["hyper_parameters"])
     module.load_state_dict(checkpoint["state_dict"])
+    return module.eval()
+
+
+def load_exported(path: str | Path):
+    """The `DiffusionModule` of a file written by `python -m diffusion_lab.export`: the
+    network's tensors, and the run's hyperparameters as JSON metadata (no pickle)."""
+    from diffusion_lab.lightning import DiffusionModule
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        weights = load_file(str(path))
+    except (SafetensorError, OSError, ValueError):
+        raise CheckpointError(f"{path} is not a readable .safetensors file: corrupt") from None
+    if "hyper_parameters" not in metadata:
+        raise CheckpointError(
+            f"{path} is not an export of the lab (no hyper_parameters metadata); write one with "
+            "python -m diffusion_lab.export <run dir>"
+        )
+    hyper_parameters = json.loads(metadata["hyper_parameters"])
+    check_targets(hyper_parameters, MODEL_PARTS, str(path), "hyper_parameters")
+    module = DiffusionModule(**hyper_parameters)
+    module.net.load_state_dict(weights)
     return module.eval()
 
 

@@ -13,10 +13,9 @@ from reliability.reltools import config
 from safetensors.torch import save_file
 
 from diffusion_lab import CONFIG_DIR
-from diffusion_lab.checkpoints import load_checkpoint, load_module
+from diffusion_lab.checkpoints import load_checkpoint, load_exported, load_module
 from diffusion_lab.errors import CheckpointError
 from diffusion_lab.evaluate import load_datamodule
-from diffusion_lab.export import load_exported
 from diffusion_lab.lightning.classifier import load_classifier
 from diffusion_lab.models.presets import preset_config
 from diffusion_lab.runs.resume import resume_config
@@ -106,7 +105,8 @@ def test_every_target_the_packaged_configs_name_is_trusted_in_a_stored_run_confi
         target
         for path in CONFIG_DIR.rglob("*.yaml")
         if not path.is_relative_to(CONFIG_DIR / "hydra")
-        for _, target in targets(OmegaConf.to_container(OmegaConf.load(path)))
+        for key, target in targets(OmegaConf.to_container(OmegaConf.load(path)))
+        if not key.startswith("hydra.")  # Hydra's own (the sweeper's sampler): never stored
     }
     assert "diffusion_lab.models.UNetModel" in found and "torch.optim.Adam" in found
     check_targets({"all": [{"_target_": target} for target in sorted(found)]}, RUN_PARTS, "all")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from diffusion_lab.figures.axes import value_scale
 from diffusion_lab.figures.results import Result, ResultsError, by_sampler, metric_value
 from diffusion_lab.metrics import metric_key
 
@@ -23,10 +24,12 @@ def plot_guidance_tradeoff(results: Sequence[Result], path: str | Path | None = 
             raise ResultsError(f"{result.path}: guidance.scale is missing or null")
     fig = Figure(figsize=(8, 3.4), layout="constrained")
     for ax, (x_name, y_name) in zip(fig.subplots(1, 2), PANELS, strict=True):
+        all_y = []
         for name, group in by_sampler(results).items():
             group = sorted(group, key=lambda r: r.guidance_scale)
             xs = [metric_value(r, metric_key(x_name, r.features)) for r in group]
             ys = [metric_value(r, metric_key(y_name, r.features)) for r in group]
+            all_y += ys
             ax.plot(xs, ys, marker="o", label=name)
             for x, y, r in zip(xs, ys, group, strict=True):
                 ax.annotate(
@@ -35,7 +38,10 @@ def plot_guidance_tradeoff(results: Sequence[Result], path: str | Path | None = 
                     textcoords="offset points",
                     xytext=(4, 4),
                     fontsize=8,
+                    annotation_clip=False,  # a label above the highest point stays whole
                 )
+        ax.set_yscale(value_scale(all_y))
+        ax.margins(x=0.12, y=0.15)  # room for the labels inside the axes
         ax.set_xlabel(metric_key(x_name, results[0].features))
         ax.set_ylabel(metric_key(y_name, results[0].features))
         ax.grid(True, alpha=0.3)

@@ -7,13 +7,15 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator
 
+from diffusion_lab.figures.axes import value_scale
 from diffusion_lab.figures.results import Result, by_sampler, curve_metrics, metric_value
 
 
 def plot_quality_vs_nfe(
     results: Sequence[Result], metrics: Sequence[str] | None = None, path: str | Path | None = None
 ) -> Figure:
-    """One panel per metric (default: every metric all results have), NFE on a log axis.
+    """One panel per metric (default: every metric all results have), NFE on a log axis, the
+    metric on a log axis too when its values span more than 3× (`axes.value_scale`).
 
     Saves a PNG at `path` when given. Raises ResultsError if a result lacks a metric.
     """
@@ -21,9 +23,12 @@ def plot_quality_vs_nfe(
     fig = Figure(figsize=(4 * len(metrics), 3.2), layout="constrained")
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     for ax, metric in zip(axes, metrics, strict=True):
+        values = []
         for name, group in by_sampler(results).items():
             nfes = [r.nfe for r in group]
-            ax.plot(nfes, [metric_value(r, metric) for r in group], marker="o", label=name)
+            values += [metric_value(r, metric) for r in group]
+            ax.plot(nfes, values[-len(group) :], marker="o", label=name)
+        ax.set_yscale(value_scale(values))
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 5, 10, 20, 50, ...
         ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics.classification import MulticlassAccuracy
 
-from diffusion_lab.checkpoints import load_checkpoint
+from diffusion_lab.checkpoints import lab_checkpoint
 from diffusion_lab.diffusion import create_diffusion
 from diffusion_lab.lightning.lr_schedules import check_schedule, lr_factor
 from diffusion_lab.lightning.rows import draw_rows, global_rows, stream_seed
@@ -98,7 +98,7 @@ class NoisyClassifierModule(pl.LightningModule):
 
 def load_classifier(path: str) -> NoisyClassifierModule:
     """The classifier of a `train_classifier` checkpoint (file or run dir), in eval mode."""
-    checkpoint = load_checkpoint(path)
+    checkpoint = lab_checkpoint(path)
     module = NoisyClassifierModule(**checkpoint["hyper_parameters"])
     module.load_state_dict(checkpoint["state_dict"])
     return module.eval()

@@ -132,6 +132,11 @@ def fit_run(cfg: DictConfig, module: pl.LightningModule, command: str) -> dict[s
     output_dir = Path(cfg.paths.output_dir)
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None:
+        if Path(ckpt_path).suffix == ".safetensors":
+            raise ConfigError(
+                f"ckpt_path={ckpt_path} is an export (EMA weights only); training continues from "
+                "a checkpoint: <run dir>/checkpoints/last.ckpt"
+            )
         load_checkpoint(ckpt_path, mmap=True)  # a clear error for a bad file, before any data
     name_wandb_run(cfg)
     if is_rank_zero():

@@ -14,6 +14,7 @@ from diffusion_lab.figures import (
     plot_quality_vs_nfe,
     plot_schedules,
 )
+from diffusion_lab.figures.axes import value_scale
 
 
 def assert_png(path):
@@ -107,3 +108,9 @@ def test_schedule_plot_draws_alpha_bar_and_log_snr(tmp_path):
     assert lines_by_label(right)["linear"][1] == pytest.approx(
         log_snr(alphas_cumprod["linear"]).tolist()
     )
+
+
+def test_quality_axes_go_log_when_the_values_span_more_than_three_times():
+    assert value_scale([4.0, 6.0, 10.0]) == "linear"  # 2.5x: linear reads fine
+    assert value_scale([4.0, 20.0, 40.0]) == "log"  # 10x: log, or 4-10 is squashed
+    assert value_scale([-1.0, 5.0]) == "linear"  # not positive: no log axis

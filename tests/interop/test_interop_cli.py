@@ -10,9 +10,8 @@ from hydra import compose, initialize_config_dir
 from interoptools import forward, load_fixture, perturbed
 
 from diffusion_lab import CONFIG_DIR
-from diffusion_lab.checkpoints import load_module
+from diffusion_lab.checkpoints import load_exported, load_module
 from diffusion_lab.convert import main
-from diffusion_lab.export import load_exported
 from diffusion_lab.interop import (
     from_openai,
     openai_net_config,
