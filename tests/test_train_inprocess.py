@@ -124,8 +124,6 @@ def test_best_checkpoint_follows_fid_when_the_fid_callback_is_on(tmp_path):
     ]
     cfg_dir = run(tmp_path, *fid, "callbacks.fid.batch_size=8", "sampler.steps=2")
     best = torch.load(cfg_dir / "checkpoints" / "best.ckpt", weights_only=True)
-    [state] = [
-        v for k, v in best["callbacks"].items() if k.startswith("ModelCheckpoint")
-    ]
+    [state] = [v for k, v in best["callbacks"].items() if k.startswith("ModelCheckpoint")]
     assert state["monitor"] == "fid_digits_0.008k"  # FID of 8 samples on the digits features
     assert float(state["best_model_score"]) > 0

@@ -8,8 +8,8 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.loggers import WandbLogger
-from torchvision.utils import save_image
 
+from diffusion_lab.grids import save_grid
 from diffusion_lab.sampling import sample
 
 
@@ -25,16 +25,24 @@ class SampleGrid(pl.Callback):
         sampler: keyword arguments of `diffusion_lab.sampling.sample` (`name`, `steps`, options).
         seed: seed of the starting noise (and labels), the same for every grid.
         output_dir: where `step_0001000.png` and `final.png` are written.
+        scale: whole-pixel upscaling of each image; None: enough for a grid >= 512 px wide.
     """
 
     def __init__(
-        self, num_samples: int, every_n_steps: int, sampler: dict, seed: int, output_dir: str
+        self,
+        num_samples: int,
+        every_n_steps: int,
+        sampler: dict,
+        seed: int,
+        output_dir: str,
+        scale: int | None = None,
     ):
         self.num_samples = num_samples
         self.every_n_steps = every_n_steps
         self.sampler = dict(sampler)
         self.seed = seed
         self.output_dir = Path(output_dir)
+        self.scale = scale
         self._last_step: int | None = None
         self._max_steps = 0
 
@@ -74,7 +82,7 @@ class SampleGrid(pl.Callback):
         self.output_dir.mkdir(parents=True, exist_ok=True)
         path = self.output_dir / f"{name}.png"
         nrow = self.row_length(pl_module.num_classes)
-        save_image((images + 1) / 2, path, nrow=nrow, padding=1)
+        save_grid((images + 1) / 2, path, nrow=nrow, scale=self.scale)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_image("samples", [str(path)], step=trainer.global_step)
