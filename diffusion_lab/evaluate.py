@@ -29,7 +29,7 @@ from diffusion_lab.evaluation import (
     score,
     scores_of,
 )
-from diffusion_lab.metrics import build_feature_extractor
+from diffusion_lab.metrics import PRCSettings, build_feature_extractor
 from diffusion_lab.runs.fit import instantiate_each, is_rank_zero
 from diffusion_lab.sample import generate
 from diffusion_lab.sampling import sample
@@ -43,6 +43,7 @@ def evaluate(cfg: DictConfig) -> dict | None:
         return None
     check_config(cfg)
     selected, names = list(cfg.metrics), scores_of(cfg.metrics)
+    prc = PRCSettings.from_config(cfg.metrics.prc, "metrics.prc") if "prc" in selected else None
     device = metrics_device(cfg.device)
     # Everything that can fail fast (weights, checkpoint, data) comes before sampling.
     extractor = None
@@ -54,16 +55,16 @@ def evaluate(cfg: DictConfig) -> dict | None:
     reference = None
     if needs_reference:
         reference = reference_for(
-            datamodule, cfg.reference_split, extractor, cfg.cache_dir, cfg.feature_batch_size
+            datamodule, cfg.reference.split, extractor, cfg.cache_dir, cfg.feature_batch_size, prc
         )
 
     samples_path, generation = draw_samples(cfg, module)
     images = read_samples(samples_path)
 
-    metrics = {}
+    metrics, protocol = {}, None
     if names:
         generated = image_features(images, extractor, cfg.feature_batch_size)
-        metrics |= score(generated, reference, names, cfg.features)
+        metrics, protocol = score(generated, reference, names, cfg.features, prc)
     if "nll" in selected:
         metrics |= nll_of_test_split(module, datamodule, cfg.metrics.nll, device, cfg.seed)
     results = {
@@ -74,11 +75,16 @@ def evaluate(cfg: DictConfig) -> dict | None:
         "guidance": generation["guidance"],
         "features": cfg.features,
         "reference": None,
+        "prc": protocol,
         "ckpt": None if cfg.ckpt is None else str(resolve_checkpoint(cfg.ckpt)),
         "seconds_per_image": generation["seconds_per_image"],
     }
     if reference is not None:
-        results["reference"] = {"dataset": dataset_name(datamodule), "split": cfg.reference_split}
+        results["reference"] = {
+            "dataset": dataset_name(datamodule),
+            "split": cfg.reference.split,
+            "num_images": reference.num_samples,
+        }
     write_results(cfg, results)
     return results
 
@@ -91,8 +97,8 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(
             "metrics=[...,nll]: the NLL needs the model; pass ckpt=<checkpoint or run dir>"
         )
-    if cfg.reference_split not in ("train", "test"):
-        raise ConfigError(f"reference_split={cfg.reference_split!r}; allowed: train, test")
+    if cfg.reference.split not in ("train", "test"):
+        raise ConfigError(f"reference.split={cfg.reference.split!r}; allowed: train, test")
     for key in ("num_samples", "feature_batch_size"):
         value = cfg[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -220,12 +226,24 @@ def write_results(cfg: DictConfig, results: dict) -> None:
         logger.finalize("success")
 
 
+def report(results: dict) -> list[str]:
+    """The lines printed at the end: the scores and what precision/recall compared."""
+    lines = [json.dumps(results["metrics"])]
+    if results["prc"] is not None:
+        prc = results["prc"]
+        lines.append(
+            f"precision/recall: {prc['num_generated']} generated vs {prc['num_reference']} "
+            f"reference features, k = {prc['k']}, subset seed {prc['seed']}"
+        )
+    return lines
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     with user_errors():
         results = evaluate(cfg)
         if results is not None:
-            print(json.dumps(results["metrics"]))
+            print("\n".join(report(results)))
 
 
 if __name__ == "__main__":
