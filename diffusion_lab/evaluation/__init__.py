@@ -13,10 +13,12 @@ from diffusion_lab.evaluation.reference import (
     reference_key,
 )
 from diffusion_lab.evaluation.scoring import SAMPLE_METRICS, image_features, score, scores_of
+from diffusion_lab.evaluation.seeds import across_seeds
 
 __all__ = [
     "PREPROCESSING_VERSION",
     "SAMPLE_METRICS",
+    "across_seeds",
     "bits_per_dim",
     "cache_name",
     "dataset_name",

@@ -14,7 +14,7 @@ from diffusion_lab.evaluate import evaluate
 
 SCHEMA = {
     "metrics", "num_samples", "nfe", "sampler", "guidance", "features", "reference", "prc",
-    "ckpt", "seconds_per_image",
+    "seeds", "ckpt", "seconds_per_image",
 }  # fmt: skip
 SCORES = {
     "fid_digits", "is_digits", "precision_digits", "recall_digits", "nll_bpd", "nll_bpd_stderr",

@@ -35,6 +35,7 @@ def test_npz_of_the_reference_set_scores_as_the_reference_set(tmp_path):
     assert results["ckpt"] is None and results["nfe"] is None and results["sampler"] is None
     assert results["reference"] == {"dataset": "digits", "split": "test", "num_images": count}
     assert results["prc"] == {"num_reference": count, "num_generated": count, "k": 3, "seed": 0}
+    assert results["seeds"] is None
 
 
 def test_reference_statistics_are_computed_once_then_read_from_the_cache(tmp_path, monkeypatch):

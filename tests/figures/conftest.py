@@ -16,6 +16,7 @@ def _result_json(sampler="ddim", steps=10, nfe=None, metrics=None, scale=None, f
         "features": features,
         "reference": {"dataset": "digits", "split": "test", "num_images": 180},
         "prc": None,
+        "seeds": None,
         "ckpt": "/runs/x/checkpoints/last.ckpt",
         "seconds_per_image": 0.01,
     }

@@ -24,6 +24,7 @@ def test_evaluate_defaults_score_samples_with_inception_against_the_train_split(
     assert cfg.features == "inception" and cfg.features in FEATURE_EXTRACTORS
     assert cfg.inception_weights is None
     assert cfg.num_samples == 50_000 and cfg.reference.split == "train"
+    assert cfg.seed == 0 and cfg.seeds is None  # one sample set
     # Kynkäänniemi et al.'s protocol: 50,000 generated against 50,000 reference features, k = 3
     prc = PRCSettings.from_config(cfg.metrics.prc, "metrics.prc")
     assert prc == PRCSettings(num_reference=50_000, num_generated=50_000, k=3, seed=0)
