@@ -1,8 +1,9 @@
 """Evaluate a model: `python -m diffusion_lab.evaluate ckpt=<run dir> metrics=[fid,is,prc,nll]`.
 
 Draws `num_samples` images with the `sample` command's generator (spread over `trainer.devices`),
-or reads them from `samples=<file.npz>`; scores them against cached reference statistics of the
-dataset, bounds the test-set NLL in bits/dim, and writes `results.json` into the run dir.
+one set per seed of `seeds=[...]`, or reads them from `samples=<file.npz>`; scores them against
+cached reference statistics of the dataset, bounds the test-set NLL in bits/dim, and writes
+`results.json` into the run dir.
 """
 
 import json
@@ -21,6 +22,7 @@ from diffusion_lab.checkpoints import load_module, resolve_checkpoint
 from diffusion_lab.cli import to_plain, user_errors
 from diffusion_lab.errors import ConfigError, DataNotFoundError
 from diffusion_lab.evaluation import (
+    across_seeds,
     bits_per_dim,
     dataset_name,
     image_features,
@@ -29,7 +31,7 @@ from diffusion_lab.evaluation import (
     score,
     scores_of,
 )
-from diffusion_lab.metrics import build_feature_extractor
+from diffusion_lab.metrics import PRCSettings, build_feature_extractor
 from diffusion_lab.runs.fit import instantiate_each, is_rank_zero
 from diffusion_lab.sample import generate
 from diffusion_lab.sampling import sample
@@ -39,10 +41,12 @@ from diffusion_lab.targets import RUN_PARTS, check_targets
 def evaluate(cfg: DictConfig) -> dict | None:
     """Runs the configured evaluation; returns what it wrote to results.json (None on ranks > 0)."""
     if not is_rank_zero():  # a process started by Lightning's DDP launcher: it only samples
-        generate(sample_config(cfg))
+        for seed in sample_seeds(cfg):
+            generate(sample_config(cfg, seed))
         return None
     check_config(cfg)
     selected, names = list(cfg.metrics), scores_of(cfg.metrics)
+    prc = PRCSettings.from_config(cfg.metrics.prc, "metrics.prc") if "prc" in selected else None
     device = metrics_device(cfg.device)
     # Everything that can fail fast (weights, checkpoint, data) comes before sampling.
     extractor = None
@@ -54,16 +58,21 @@ def evaluate(cfg: DictConfig) -> dict | None:
     reference = None
     if needs_reference:
         reference = reference_for(
-            datamodule, cfg.reference_split, extractor, cfg.cache_dir, cfg.feature_batch_size
+            datamodule, cfg.reference.split, extractor, cfg.cache_dir, cfg.feature_batch_size, prc
         )
 
-    samples_path, generation = draw_samples(cfg, module)
-    images = read_samples(samples_path)
+    per_seed, protocol, seconds = [], None, []
+    for seed in sample_seeds(cfg):
+        samples_path, generation = draw_samples(cfg, module, seed)
+        images = read_samples(samples_path)
+        scores = {}
+        if names:
+            generated = image_features(images, extractor, cfg.feature_batch_size)
+            scores, protocol = score(generated, reference, names, cfg.features, prc)
+        per_seed.append({"seed": seed, "metrics": scores})
+        seconds.append(generation["seconds_per_image"])
 
-    metrics = {}
-    if names:
-        generated = image_features(images, extractor, cfg.feature_batch_size)
-        metrics |= score(generated, reference, names, cfg.features)
+    metrics, seeds = over_seeds(per_seed)
     if "nll" in selected:
         metrics |= nll_of_test_split(module, datamodule, cfg.metrics.nll, device, cfg.seed)
     results = {
@@ -74,11 +83,17 @@ def evaluate(cfg: DictConfig) -> dict | None:
         "guidance": generation["guidance"],
         "features": cfg.features,
         "reference": None,
+        "prc": protocol,
+        "seeds": seeds,
         "ckpt": None if cfg.ckpt is None else str(resolve_checkpoint(cfg.ckpt)),
-        "seconds_per_image": generation["seconds_per_image"],
+        "seconds_per_image": None if cfg.samples is not None else float(np.mean(seconds)),
     }
     if reference is not None:
-        results["reference"] = {"dataset": dataset_name(datamodule), "split": cfg.reference_split}
+        results["reference"] = {
+            "dataset": dataset_name(datamodule),
+            "split": cfg.reference.split,
+            "num_images": reference.num_samples,
+        }
     write_results(cfg, results)
     return results
 
@@ -91,8 +106,8 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(
             "metrics=[...,nll]: the NLL needs the model; pass ckpt=<checkpoint or run dir>"
         )
-    if cfg.reference_split not in ("train", "test"):
-        raise ConfigError(f"reference_split={cfg.reference_split!r}; allowed: train, test")
+    if cfg.reference.split not in ("train", "test"):
+        raise ConfigError(f"reference.split={cfg.reference.split!r}; allowed: train, test")
     for key in ("num_samples", "feature_batch_size"):
         value = cfg[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -100,6 +115,36 @@ def check_config(cfg: DictConfig) -> None:
     num_images = cfg.metrics.nll.num_images if "nll" in cfg.metrics else None
     if num_images is not None and (not isinstance(num_images, int) or num_images < 2):
         raise ConfigError(f"metrics.nll.num_images={num_images!r} must be null or an integer >= 2")
+    if cfg.seeds is not None:
+        check_seeds(cfg)
+
+
+def check_seeds(cfg: DictConfig) -> None:
+    """`seeds=` is a list of at least two distinct integers >= 0, for samples drawn here."""
+    if cfg.samples is not None:
+        raise ConfigError("seeds=[...] draws one sample set per seed; samples= gives one set")
+    seeds = list(cfg.seeds) if OmegaConf.is_list(cfg.seeds) else []
+    integers = all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+    if len(seeds) < 2 or not integers or len(set(seeds)) != len(seeds):
+        raise ConfigError(
+            f"seeds={cfg.seeds!r} must be null or a list of at least two distinct integers >= 0 "
+            "(e.g. seeds=[0,1,2]); for one sample set use seed=<int>"
+        )
+
+
+def sample_seeds(cfg: DictConfig) -> list[int]:
+    """The seeds of the sample sets to draw: `seeds`, else the one `seed`."""
+    return [cfg.seed] if cfg.seeds is None else list(cfg.seeds)
+
+
+def over_seeds(per_seed: list[dict]) -> tuple[dict[str, float], dict | None]:
+    """The scores results.json reports, and its `seeds` entry: a single set's scores and None,
+    or the mean over the sets and every set's scores with their min, mean and std."""
+    if len(per_seed) == 1:
+        return dict(per_seed[0]["metrics"]), None
+    spread = across_seeds([run["metrics"] for run in per_seed])
+    seeds = {"seeds": [run["seed"] for run in per_seed], "per_seed": per_seed, **spread}
+    return dict(spread["mean"]), seeds
 
 
 def metrics_device(name: str) -> torch.device:
@@ -109,13 +154,14 @@ def metrics_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def draw_samples(cfg: DictConfig, module) -> tuple[Path, dict]:
-    """The `.npz` of samples= as given, or of samples drawn now (with `generate`, as the `sample`
-    command does), and what results.json records of their drawing (null for given samples)."""
+def draw_samples(cfg: DictConfig, module, seed: int) -> tuple[Path, dict]:
+    """The `.npz` of samples= as given, or of samples drawn now with `seed` (with `generate`, as
+    the `sample` command does), and what results.json records of their drawing (null for given
+    samples)."""
     if cfg.samples is not None:
         return Path(cfg.samples), dict.fromkeys(("nfe", "sampler", "guidance", "seconds_per_image"))
     started = time.perf_counter()
-    path = generate(sample_config(cfg))
+    path = generate(sample_config(cfg, seed))
     return path, {
         "nfe": nfe_per_batch(module, to_plain(cfg.sampler)),
         "sampler": to_plain(cfg.sampler),
@@ -124,11 +170,15 @@ def draw_samples(cfg: DictConfig, module) -> tuple[Path, dict]:
     }
 
 
-def sample_config(cfg: DictConfig) -> DictConfig:
-    """The `sample` command's config for this evaluation: n = num_samples."""
+def sample_config(cfg: DictConfig, seed: int) -> DictConfig:
+    """The `sample` command's config for this evaluation's set of `seed`: n = num_samples, in the
+    run dir, or in its `seed_<seed>/` when there are several seeds."""
+    output_dir = Path(cfg.paths.output_dir)
+    if cfg.seeds is not None:
+        output_dir = output_dir / f"seed_{seed}"
     run = cfg.copy()
     with open_dict(run):
-        run.n = cfg.num_samples
+        run.n, run.seed, run.paths.output_dir = cfg.num_samples, seed, str(output_dir)
     return run
 
 
@@ -220,12 +270,31 @@ def write_results(cfg: DictConfig, results: dict) -> None:
         logger.finalize("success")
 
 
+def report(results: dict) -> list[str]:
+    """The lines printed at the end: the scores (the mean over seeds when there are several),
+    what precision/recall compared, and each seed's scores with their min, mean and std."""
+    lines = [json.dumps(results["metrics"])]
+    if results["prc"] is not None:
+        prc = results["prc"]
+        lines.append(
+            f"precision/recall: {prc['num_generated']} generated vs {prc['num_reference']} "
+            f"reference features, k = {prc['k']}, subset seed {prc['seed']}"
+        )
+    if results["seeds"] is not None:
+        seeds = results["seeds"]
+        lines += [f"seed {run['seed']}: {json.dumps(run['metrics'])}" for run in seeds["per_seed"]]
+        lines += [
+            f"{name} over seeds: {json.dumps(seeds[name])}" for name in ("min", "mean", "std")
+        ]
+    return lines
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     with user_errors():
         results = evaluate(cfg)
         if results is not None:
-            print(json.dumps(results["metrics"]))
+            print("\n".join(report(results)))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """FID (and IS) of EMA samples during training, logged as e.g. `fid_5k` or `fid_digits_1k`."""
 
 import os
+from collections.abc import Mapping
 
 import lightning.pytorch as pl
 import torch
@@ -9,6 +10,7 @@ from diffusion_lab.evaluation import reference_for
 from diffusion_lab.lightning.generation import draw
 from diffusion_lab.metrics import (
     Features,
+    PRCSettings,
     build_feature_extractor,
     compute_metrics,
     gather_samples,
@@ -44,6 +46,8 @@ class FID(pl.Callback):
         sampler: keyword arguments of `diffusion_lab.sampling.sample` (`name`, `steps`, ...).
         features: inception | fmnist | digits; small nets add their name (`fid_digits_1k`).
         metrics: any of fid, is, precision, recall.
+        prc: precision/recall's num_reference, num_generated, k and seed (seeded random subsets,
+            as `evaluate`'s metrics.prc); default: num_samples on each side, k = 3, seed 0.
     """
 
     def __init__(
@@ -58,6 +62,7 @@ class FID(pl.Callback):
         batch_size: int = 250,
         seed: int = 0,
         metrics: tuple[str, ...] = ("fid", "is"),
+        prc: Mapping | None = None,
     ):
         if every_n_steps < 0 or num_samples < 2:
             raise ValueError(
@@ -74,6 +79,8 @@ class FID(pl.Callback):
         self.batch_size = batch_size
         self.seed = seed
         self.metrics = list(metrics)
+        equal_sizes = {"num_reference": num_samples, "num_generated": num_samples}
+        self.prc = PRCSettings.from_config(prc or equal_sizes, "callbacks.fid.prc")
         self.extractor = None
         self.reference = None
         self._last_step: int | None = None
@@ -84,6 +91,8 @@ class FID(pl.Callback):
         extractor = build_feature_extractor(self.features, self.inception_weights)
         self.extractor = extractor.to(trainer.strategy.root_device)
 
+        scores_pr = {"precision", "recall"} & set(self.metrics)
+
         def reference():
             return reference_for(
                 trainer.datamodule,
@@ -91,6 +100,7 @@ class FID(pl.Callback):
                 self.extractor,
                 self.cache_dir,
                 self.batch_size,
+                self.prc if scores_pr else None,
             )
 
         if trainer.is_global_zero:
@@ -127,7 +137,7 @@ class FID(pl.Callback):
             gather_samples(local.features, self.num_samples),
             gather_samples(local.logits, self.num_samples),
         )
-        scores = compute_metrics(generated, self.reference, self.metrics)
+        scores = compute_metrics(generated, self.reference, self.metrics, self.prc)
         scores.pop(metric_key("is_std", self.features), None)
         return scores
 

@@ -2,6 +2,7 @@
 
 import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
@@ -175,6 +176,18 @@ class ImageDataModule(L.LightningDataModule):
         """The `split` images without augmentation: what FID reference statistics use."""
         check_split(split)
         return self.dataset(split, augment=False)
+
+    def reference_settings(self) -> dict[str, Any]:
+        """The settings that decide the reference images' pixels besides the files: shape, value
+        range and each dataset's own (root, split seed, crop, resize); part of the cache key."""
+        return {"image_size": self.image_size, "channels": self.channels, "range": [-1, 1]}
+
+    def reference_files(self, split: Split) -> list[str | Path]:
+        """The files `split`'s images are read from; the cache key holds their names, sizes and
+        modification times (a missing file counts as changed)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must list the files its images are read from"
+        )
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled by (seed, epoch): `PL_GLOBAL_SEED`, which `seed_everything` sets on every rank.

@@ -64,6 +64,13 @@ class CIFAR10DataModule(ImageDataModule):
     def _files_present(self) -> bool:
         return all((self.folder / name).is_file() for name in BATCH_FILES)
 
+    def reference_settings(self) -> dict[str, Any]:
+        return super().reference_settings() | {"root": str(self.root.resolve())}
+
+    def reference_files(self, split: str) -> list[Path]:
+        names = [name for name in BATCH_FILES if name.startswith("data_")]
+        return [self.folder / name for name in (names if split == "train" else ["test_batch"])]
+
     def dataset(self, split: str, augment: bool) -> Dataset:
         if not self._files_present():
             raise DataNotFoundError(

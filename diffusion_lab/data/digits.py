@@ -1,5 +1,7 @@
 """scikit-learn's 8x8 handwritten digits: the offline default, nothing to download."""
 
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -14,6 +16,8 @@ from diffusion_lab.data.base import (
     check_int,
     seeded_split,
 )
+
+DIGITS_FILE = "digits.csv.gz"  # what load_digits reads, inside scikit-learn's package
 
 
 class DigitsDataModule(ImageDataModule):
@@ -57,6 +61,17 @@ class DigitsDataModule(ImageDataModule):
             self._splits["train"] = TensorDataset(images[train], labels[train])
             self._splits["test"] = TensorDataset(images[val], labels[val])
         return self._splits
+
+    def reference_settings(self) -> dict[str, Any]:
+        resize = "bilinear, align_corners=False, clamped"
+        return super().reference_settings() | {
+            "val_fraction": self.val_fraction,
+            "seed": self.seed,
+            "resize": resize if self.image_size != 8 else None,
+        }
+
+    def reference_files(self, split: str) -> list[Path]:
+        return [Path(str(resources.files("sklearn.datasets.data") / DIGITS_FILE))]
 
     def dataset(self, split: str, augment: bool) -> Dataset:
         return self._load()[split]  # no augmentation

@@ -93,6 +93,13 @@ class FashionMNISTDataModule(ImageDataModule):
                 "the four idx files there or `apt-get install dataset-fashion-mnist`"
             ) from err
 
+    def reference_settings(self) -> dict[str, Any]:
+        return super().reference_settings() | {"root": str(self.root.resolve()), "pad": [2, -1.0]}
+
+    def reference_files(self, split: str) -> list[Path]:
+        prefix = "train" if split == "train" else "t10k"
+        return [self.raw_dir / name for name in RAW_FILES if name.startswith(prefix)]
+
     def dataset(self, split: str, augment: bool) -> Dataset:
         self._ensure_raw_files()
         # pad after scaling, so the border is the background value -1

@@ -1,16 +1,26 @@
-"""Evaluation of trained models (issue 6): test-set NLL, reference statistics, sample scores.
+"""Evaluation of trained models: test-set NLL, reference statistics, sample scores.
 
 `python -m diffusion_lab.evaluate` puts these together; `diffusion_lab.callbacks.FID` uses the
 reference statistics during training.
 """
 
 from diffusion_lab.evaluation.nll import bits_per_dim, mean_and_stderr
-from diffusion_lab.evaluation.reference import dataset_name, reference_for, reference_key
+from diffusion_lab.evaluation.reference import (
+    PREPROCESSING_VERSION,
+    cache_name,
+    dataset_name,
+    reference_for,
+    reference_key,
+)
 from diffusion_lab.evaluation.scoring import SAMPLE_METRICS, image_features, score, scores_of
+from diffusion_lab.evaluation.seeds import across_seeds
 
 __all__ = [
+    "PREPROCESSING_VERSION",
     "SAMPLE_METRICS",
+    "across_seeds",
     "bits_per_dim",
+    "cache_name",
     "dataset_name",
     "image_features",
     "mean_and_stderr",

@@ -1,6 +1,7 @@
 """Scoring a set of generated images: the `metrics=` names, features in batches, the scores."""
 
 from collections.abc import Iterable
+from dataclasses import asdict
 
 import numpy as np
 import torch
@@ -8,11 +9,13 @@ import torch
 from diffusion_lab.metrics import (
     FeatureExtractor,
     Features,
+    PRCSettings,
     ReferenceStats,
     compute_metrics,
     extract_features,
     inception_score,
     metric_key,
+    subset_precision_recall,
 )
 
 # What each sample metric of `metrics=[...]` reports (`nll` is the likelihood, not a sample metric).
@@ -33,13 +36,22 @@ def image_features(
 
 
 def score(
-    generated: Features, reference: ReferenceStats | None, names: list[str], features: str
-) -> dict[str, float]:
+    generated: Features,
+    reference: ReferenceStats | None,
+    names: list[str],
+    features: str,
+    prc: PRCSettings,
+) -> tuple[dict[str, float], dict | None]:
     """{"fid": ..., "is": ..., "precision": ..., "recall": ...} for `names`, suffixed by the
-    feature network unless it is Inception. The Inception Score needs no reference."""
-    if reference is not None:
-        scores = compute_metrics(generated, reference, names)
-    else:  # only the Inception Score was asked for
-        scores = {metric_key("is", features): inception_score(generated.logits)[0]}
+    feature network unless it is Inception, and what precision/recall compared (sizes, k, seed;
+    None without them). The Inception Score needs no reference."""
+    if reference is None:  # only the Inception Score was asked for
+        return {metric_key("is", features): inception_score(generated.logits)[0]}, None
+    scores = compute_metrics(generated, reference, [n for n in names if n in ("fid", "is")])
     scores.pop(metric_key("is_std", features), None)
-    return scores
+    if "precision" not in names:
+        return scores, None
+    result = subset_precision_recall(generated.features, reference, prc)
+    scores[metric_key("precision", features)] = result.precision
+    scores[metric_key("recall", features)] = result.recall
+    return scores, asdict(result.compared)

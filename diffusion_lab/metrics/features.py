@@ -1,6 +1,10 @@
 """The one interface every feature network follows: images in, features (and logits) out."""
 
+import functools
+import hashlib
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -37,11 +41,23 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 class FeatureExtractor(nn.Module):
     """Maps images [N, C, H, W] (uint8, or float in [-1, 1]) to `Features`; always in eval mode.
 
-    Subclasses set `name` (the `features=` value) and `num_features` (D; torchmetrics reads it).
+    Subclasses set `name` (the `features=` value), `num_features` (D; torchmetrics reads it) and,
+    when the weights come from a file, `weights_file`.
     """
 
     name: str
     num_features: int
+    weights_file: Path | None = None
+
+    def weights_sha256(self) -> str:
+        """SHA-256 of the weights file, else of the parameters and buffers (a net built in code)."""
+        if self.weights_file is not None:
+            return file_sha256(self.weights_file)
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+        return digest.hexdigest()
 
     @property
     def device(self) -> torch.device:
@@ -53,3 +69,18 @@ class FeatureExtractor(nn.Module):
 
     def forward(self, images: torch.Tensor) -> Features:
         raise NotImplementedError
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes; read once per (path, size, modification time) in a process."""
+    stat = os.stat(path)
+    return _sha256_of_file(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.cache
+def _sha256_of_file(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -85,6 +85,7 @@ class InceptionFeatures(FeatureExtractor):
     def __init__(self, weights_path: str | os.PathLike | None = None):
         super().__init__()
         path = inception_weights_path(weights_path)
+        self.weights_file = path
         # torch-fidelity unpickles with weights_only=False: first check the file holds only tensors.
         torch.load(path, map_location="cpu", weights_only=True)
         self.net = FeatureExtractorInceptionV3(

@@ -67,7 +67,7 @@ class SmallNetFeatures(FeatureExtractor):
                 f"feature-net weights {path} missing; "
                 f"run `python scripts/train_feature_net.py {name}`"
             )
-        self.name = name
+        self.name, self.weights_file = name, path
         self.image_size = SMALL_NET_IMAGE_SIZE[name]
         self.net = SmallConvNet(self.image_size)
         self.net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))

@@ -13,8 +13,8 @@ from evaluation.evaltools import compose_config
 from diffusion_lab.evaluate import evaluate
 
 SCHEMA = {
-    "metrics", "num_samples", "nfe", "sampler", "guidance", "features", "reference", "ckpt",
-    "seconds_per_image",
+    "metrics", "num_samples", "nfe", "sampler", "guidance", "features", "reference", "prc",
+    "seeds", "ckpt", "seconds_per_image",
 }  # fmt: skip
 SCORES = {
     "fid_digits", "is_digits", "precision_digits", "recall_digits", "nll_bpd", "nll_bpd_stderr",
@@ -26,7 +26,8 @@ TINY_EVAL = [
     "batch_size=16",
     "sampler.steps=5",
     "metrics.nll.num_images=16",
-    "reference_split=test",
+    "metrics.prc.num_reference=45",  # as many as samples, as Kynkäänniemi et al. compare
+    "reference.split=test",
 ]
 
 
@@ -54,7 +55,9 @@ def test_two_processes_sample_exactly_num_samples_and_score_every_metric(trained
     assert results["sampler"]["name"] == "ddim" and results["sampler"]["steps"] == 5
     assert results["guidance"] == {"name": "none", "scale": None}
     assert results["features"] == "digits"
-    assert results["reference"] == {"dataset": "digits", "split": "test"}
+    assert results["reference"] == {"dataset": "digits", "split": "test", "num_images": 180}
+    assert results["prc"] == {"num_reference": 45, "num_generated": 45, "k": 3, "seed": 0}
+    assert "precision/recall: 45 generated vs 45 reference features" in result.stdout
     assert results["ckpt"] == str(trained_run / "checkpoints" / "last.ckpt")
     assert results["seconds_per_image"] > 0
 

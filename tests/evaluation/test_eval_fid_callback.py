@@ -3,6 +3,7 @@
 import csv
 
 import lightning.pytorch as pl
+import numpy as np
 import pytest
 import torch
 from evaluation.evaltools import TINY_TRAINING, compose_config
@@ -11,6 +12,7 @@ from hydra.utils import instantiate
 from diffusion_lab.callbacks import EMA, FID
 from diffusion_lab.data import DigitsDataModule
 from diffusion_lab.lightning import DiffusionModule
+from diffusion_lab.metrics import PRCSettings, random_subset
 from diffusion_lab.models.presets import preset_config
 from diffusion_lab.train import train
 
@@ -50,6 +52,7 @@ def test_fid_scores_the_ema_weights(tmp_path, monkeypatch):
         reference_split="test",
         cache_dir=tmp_path,
         batch_size=8,
+        metrics=("fid", "is", "precision", "recall"),
     )
     scored_weights = []
     compute = fid.compute
@@ -80,7 +83,17 @@ def test_fid_scores_the_ema_weights(tmp_path, monkeypatch):
         if step >= 2:  # the first EMA update copies the weights: they differ from step 2 on
             assert any(not torch.equal(scored[k], raw[k]) for k in scored)
     assert torch.isfinite(trainer.callback_metrics["fid_digits_0.008k"])
-    assert "is_digits_0.008k" in trainer.callback_metrics
+    assert {"is_digits_0.008k", "precision_digits_0.008k"} <= set(trainer.callback_metrics)
+
+    # precision/recall as evaluate computes them: the reference side is a seeded random subset
+    # of the split (here as many as samples), not its first images
+    test_split = DigitsDataModule().reference_dataset("test").tensors[0]
+    subset = test_split[random_subset(len(test_split), 8, seed=0)]
+    expected = fid.extractor(subset).features.numpy()
+    # float32 features of images batched otherwise round apart by ~1e-7 relative; features of
+    # other images differ by order 1
+    np.testing.assert_allclose(fid.reference.features, expected, rtol=1e-5, atol=1e-5)
+    assert fid.prc == PRCSettings(num_reference=8, num_generated=8)
 
 
 def test_fid_from_the_training_config_logs_in_two_processes(tmp_path):
@@ -101,13 +114,14 @@ def test_fid_from_the_training_config_logs_in_two_processes(tmp_path):
         rows = list(csv.DictReader(f))
     scores = [float(r["fid_digits_0.015k"]) for r in rows if r.get("fid_digits_0.015k")]
     assert len(scores) == 2  # at the validations of steps 2 and 4
-    assert list((tmp_path / "cache" / "metrics").glob("digits-train-8-*-digits.npz"))
+    assert list((tmp_path / "cache" / "metrics").glob("digits-train-8-digits-*.npz"))
 
 
 def test_fid_is_off_by_default(tmp_path):
     cfg = compose_config("train", tmp_path)
     fid = instantiate(cfg.callbacks.fid)
     assert isinstance(fid, FID) and fid.every_n_steps == 0
+    assert fid.prc == PRCSettings(num_reference=5000, num_generated=5000, k=3, seed=0)
     fid.setup(trainer=None, pl_module=None, stage="fit")  # builds nothing when off
     assert fid.extractor is None and fid.reference is None
 

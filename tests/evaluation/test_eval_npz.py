@@ -12,7 +12,7 @@ from diffusion_lab.errors import ConfigError, DataNotFoundError
 from diffusion_lab.evaluate import evaluate, finite_json
 from diffusion_lab.metrics import to_uint8
 
-SCORE_NPZ = ["data=digits", "features=digits", "reference_split=test", "metrics=[fid,is,prc]"]
+SCORE_NPZ = ["data=digits", "features=digits", "reference.split=test", "metrics=[fid,is,prc]"]
 
 
 def write_digits_test_split(path) -> int:
@@ -33,7 +33,9 @@ def test_npz_of_the_reference_set_scores_as_the_reference_set(tmp_path):
     assert scores["precision_digits"] == scores["recall_digits"] == 1.0
     assert results["num_samples"] == count
     assert results["ckpt"] is None and results["nfe"] is None and results["sampler"] is None
-    assert results["reference"] == {"dataset": "digits", "split": "test"}
+    assert results["reference"] == {"dataset": "digits", "split": "test", "num_images": count}
+    assert results["prc"] == {"num_reference": count, "num_generated": count, "k": 3, "seed": 0}
+    assert results["seeds"] is None
 
 
 def test_reference_statistics_are_computed_once_then_read_from_the_cache(tmp_path, monkeypatch):
@@ -48,7 +50,7 @@ def test_reference_statistics_are_computed_once_then_read_from_the_cache(tmp_pat
     monkeypatch.setattr(reference_module, "extract_features", counting)
     overrides = [f"samples={tmp_path / 'real.npz'}", *SCORE_NPZ]
     first = evaluate(compose_config("evaluate", tmp_path / "a", *overrides))
-    (cached,) = (tmp_path / "a" / "cache" / "metrics").glob("digits-test-8-*-digits.npz")
+    (cached,) = (tmp_path / "a" / "cache" / "metrics").glob("digits-test-8-digits-*.npz")
     assert extracted == ["digits"]
     modified = cached.stat().st_mtime_ns
 
@@ -59,7 +61,7 @@ def test_reference_statistics_are_computed_once_then_read_from_the_cache(tmp_pat
     assert second["metrics"] == first["metrics"]
 
     evaluate(
-        compose_config("evaluate", tmp_path / "c", *overrides, cache_dir, "reference_split=train")
+        compose_config("evaluate", tmp_path / "c", *overrides, cache_dir, "reference.split=train")
     )
     assert extracted == ["digits", "digits"]  # another split is another entry
 
@@ -80,7 +82,7 @@ def test_inception_score_alone_needs_no_dataset(tmp_path):
         (["samples=x.npz", "metrics=[nll]"], ConfigError, "NLL needs the model"),
         (["samples=x.npz", "features=digits"], ConfigError, "pass data=<name>"),
         (["samples=missing.npz", "features=digits", "metrics=[is]"], DataNotFoundError, "missing"),
-        (["samples=x.npz", "reference_split=val"], ConfigError, "allowed: train, test"),
+        (["samples=x.npz", "reference.split=val"], ConfigError, "allowed: train, test"),
     ],
 )
 def test_unusable_settings_name_the_key(tmp_path, monkeypatch, overrides, error, message):

@@ -14,7 +14,9 @@ def _result_json(sampler="ddim", steps=10, nfe=None, metrics=None, scale=None, f
         "sampler": {"name": sampler, "steps": steps, "clip_denoised": True},
         "guidance": {"name": "none" if scale is None else "cfg", "scale": scale},
         "features": features,
-        "reference": {"dataset": "digits", "split": "test"},
+        "reference": {"dataset": "digits", "split": "test", "num_images": 180},
+        "prc": None,
+        "seeds": None,
         "ckpt": "/runs/x/checkpoints/last.ckpt",
         "seconds_per_image": 0.01,
     }

@@ -5,7 +5,7 @@ from omegaconf import OmegaConf
 
 from diffusion_lab import CONFIG_DIR
 from diffusion_lab.evaluation import SAMPLE_METRICS
-from diffusion_lab.metrics import FEATURE_EXTRACTORS, METRICS
+from diffusion_lab.metrics import FEATURE_EXTRACTORS, METRICS, PRCSettings
 
 
 def test_each_metrics_file_configures_the_metric_it_is_named_after():
@@ -23,6 +23,10 @@ def test_evaluate_defaults_score_samples_with_inception_against_the_train_split(
     assert list(cfg.metrics) == ["fid", "is", "prc"]
     assert cfg.features == "inception" and cfg.features in FEATURE_EXTRACTORS
     assert cfg.inception_weights is None
-    assert cfg.num_samples == 50_000 and cfg.reference_split == "train"
+    assert cfg.num_samples == 50_000 and cfg.reference.split == "train"
+    assert cfg.seed == 0 and cfg.seeds is None  # one sample set
+    # Kynkäänniemi et al.'s protocol: 50,000 generated against 50,000 reference features, k = 3
+    prc = PRCSettings.from_config(cfg.metrics.prc, "metrics.prc")
+    assert prc == PRCSettings(num_reference=50_000, num_generated=50_000, k=3, seed=0)
     assert list(every.metrics) == ["fid", "is", "prc", "nll"]
     assert every.metrics.nll.num_images is None  # the whole test split

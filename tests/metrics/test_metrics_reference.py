@@ -1,9 +1,9 @@
-"""Reference statistics: computed once, cached by dataset key and extractor; metric names."""
+"""Reference statistics: computed once, cached under a name and checked by key; metric names."""
 
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 from diffusion_lab.metrics import (
     Features,
@@ -35,21 +35,26 @@ def test_reference_stats_are_cached_and_reused(tmp_path):
     extractor = build_feature_extractor("digits")
     data = digits_like(300, seed=0)
     first = reference_stats(
-        "noise-train-8", data, extractor, tmp_path, batch_size=64, num_pr_features=100
+        "noise-train-8-digits", data, extractor, tmp_path, batch_size=64, num_pr_features=100
     )
     assert data.reads == 300
     assert (tmp_path / "noise-train-8-digits.npz").is_file()
     assert first.num_samples == 300 and first.features.shape == (100, 128)
     assert first.mu.dtype == np.float64 and first.sigma.shape == (128, 128)
+    assert first.key == {"features": "digits", "weights_sha256": extractor.weights_sha256()}
 
-    second = reference_stats("noise-train-8", data, extractor, tmp_path)
-    assert data.reads == 300  # a cache hit reads no image
+    def build():
+        raise AssertionError("a cache hit builds no dataset")
+
+    second = reference_stats(
+        "noise-train-8-digits", build, extractor, tmp_path, num_pr_features=100
+    )
+    assert data.reads == 300  # nor reads an image
     np.testing.assert_array_equal(second.sigma, first.sigma)
     np.testing.assert_array_equal(second.features, first.features)
-    assert (second.dataset_key, second.extractor) == ("noise-train-8", "digits")
+    assert (second.name, second.extractor) == ("noise-train-8-digits", "digits")
 
-    loader = DataLoader(data, batch_size=50)
-    reference_stats("noise-test-8", loader, extractor, tmp_path)  # another key computes again
+    reference_stats("noise-test-8-digits", data, extractor, tmp_path)  # another name: computed
     assert data.reads == 600
 
 
@@ -67,7 +72,7 @@ def test_reference_stats_equal_stats_of_all_features(tmp_path):
     np.testing.assert_allclose(
         reference.sigma, np.cov(features, rowvar=False), rtol=1e-9, atol=1e-10
     )
-    assert ReferenceStats.load(tmp_path / "x-digits.npz").num_samples == 120
+    assert ReferenceStats.load(tmp_path / "x.npz").num_samples == 120
 
 
 def test_digits_score_better_than_noise_under_the_digits_net(tmp_path):
