@@ -5,7 +5,8 @@ resolves before any Hydra job exists, so a multirun can place its sweep dir belo
 `${lab.run_name:}` names a run dir: the start time, or the job under SLURM (`runs.slurm`).
 `${lab.workers:4}` is a data-loader worker count: at most 4, and no more than the cores left
 beside the training process. `${lab.groups:data,model}` lists the options of config groups, for a
-command's `--help`. `${lab.best_metric:...}` is what best.ckpt minimises.
+command's `--help`. `${lab.best_metric:...}` is what best.ckpt minimises. `${lab.cpu_precision:}`
+is bf16-mixed on a CPU with native bf16, else 32-true.
 """
 
 import os
@@ -32,6 +33,16 @@ def loader_workers(most: int) -> int:
     return max(0, min(int(most), (cores or 1) - 1))
 
 
+def cpu_precision() -> str:
+    """ "bf16-mixed" on a CPU with native bf16 arithmetic (AVX512-BF16 or AMX, read from
+    /proc/cpuinfo's flags), else "32-true": elsewhere bf16 runs many times slower than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return "32-true"
+    return "bf16-mixed" if {"avx512_bf16", "amx_bf16"} & set(flags) else "32-true"
+
+
 def best_metric(fid) -> str:
     from diffusion_lab.callbacks.fid import best_metric
 
@@ -48,6 +59,7 @@ def register_resolvers() -> None:
         "lab.workers": loader_workers,
         "lab.groups": groups_help,
         "lab.best_metric": best_metric,
+        "lab.cpu_precision": cpu_precision,
     }
     for name, resolver in resolvers.items():
         if not OmegaConf.has_resolver(name):
