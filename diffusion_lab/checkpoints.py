@@ -78,6 +78,15 @@ def lab_checkpoint(path: str | Path) -> dict:
     return checkpoint
 
 
+def checkpoint_step(path: str | Path) -> int | None:
+    """The optimizer step a checkpoint (or snapshot) was written at; None for an export."""
+    path = resolve_checkpoint(path)
+    if path.suffix == ".safetensors":
+        return None
+    step = load_checkpoint(path, mmap=True).get("global_step")
+    return None if step is None else int(step)
+
+
 def load_module(path: str | Path):
     """The `DiffusionModule` of a checkpoint (the weights it stores as `state_dict`: EMA) or of
     an exported `.safetensors` file, in eval mode."""

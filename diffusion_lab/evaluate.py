@@ -18,7 +18,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch.utils.data import DataLoader, Subset
 
-from diffusion_lab.checkpoints import load_module, resolve_checkpoint
+from diffusion_lab import __version__
+from diffusion_lab.checkpoints import checkpoint_step, load_module, resolve_checkpoint
 from diffusion_lab.cli import to_plain, user_errors
 from diffusion_lab.errors import ConfigError, DataNotFoundError
 from diffusion_lab.evaluation import (
@@ -85,7 +86,9 @@ def evaluate(cfg: DictConfig) -> dict | None:
         "reference": None,
         "prc": protocol,
         "seeds": seeds,
-        "ckpt": None if cfg.ckpt is None else str(resolve_checkpoint(cfg.ckpt)),
+        "ckpt": None if cfg.ckpt is None else str(resolve_checkpoint(cfg.ckpt).resolve()),
+        "step": None if cfg.ckpt is None else checkpoint_step(cfg.ckpt),
+        "version": __version__,
         "seconds_per_image": None if cfg.samples is not None else float(np.mean(seconds)),
     }
     if reference is not None:

@@ -8,6 +8,7 @@ from diffusion_lab.cli import user_errors
 from diffusion_lab.figures.guidance import plot_guidance_tradeoff
 from diffusion_lab.figures.nfe import plot_quality_vs_nfe
 from diffusion_lab.figures.results import curve_metrics, format_table, load_results
+from diffusion_lab.figures.steps import plot_quality_vs_step
 from diffusion_lab.metrics import METRICS, metric_key
 
 
@@ -16,19 +17,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("runs", nargs="+", help="multirun dirs or results.json files")
     parser.add_argument(
         "--kind",
-        choices=("nfe", "guidance"),
+        choices=("nfe", "guidance", "fid_vs_step"),
         required=True,
-        help="nfe: metrics vs NFE per sampler; guidance: FID/IS and P/R vs scale",
+        help="nfe: metrics vs NFE per sampler; guidance: FID/IS and P/R vs scale; "
+        "fid_vs_step: metrics vs the training step of the checkpoints (snapshots) scored",
     )
     parser.add_argument("--out", required=True, help="PNG to write")
     parser.add_argument(
-        "--metric", action="append", help="nfe only: a metric to plot (repeatable; default: all)"
+        "--metric",
+        action="append",
+        help="nfe, fid_vs_step: a metric to plot (repeatable; default: all)",
     )
     args = parser.parse_args(argv)
     if args.kind == "guidance" and args.metric:
-        parser.error(
-            "--metric applies to --kind nfe only (guidance plots FID, IS, precision, recall)"
-        )
+        parser.error("--metric applies to --kind nfe and fid_vs_step (guidance plots FID, IS, P/R)")
     return args
 
 
@@ -39,6 +41,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.kind == "nfe":
             metrics = args.metric or curve_metrics(results)
             plot_quality_vs_nfe(results, metrics, args.out)
+        elif args.kind == "fid_vs_step":
+            metrics = args.metric or curve_metrics(results)
+            plot_quality_vs_step(results, metrics, args.out)
         else:
             metrics = [metric_key(name, results[0].features) for name in METRICS]
             plot_guidance_tradeoff(results, args.out)

@@ -26,6 +26,7 @@ class Result:
     metrics: dict[str, float]
     features: str
     guidance_scale: float | None = None
+    step: int | None = None  # the training step of the checkpoint scored
 
 
 def find_results(paths: Iterable[str | Path]) -> list[Path]:
@@ -76,6 +77,7 @@ def load_result(path: str | Path) -> Result:
         metrics={k: float(v) for k, v in data["metrics"].items() if v is not None},  # null: not run
         features=data["features"],
         guidance_scale=guidance.get("scale"),
+        step=data.get("step"),
     )
 
 

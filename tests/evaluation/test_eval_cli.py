@@ -10,11 +10,12 @@ import numpy as np
 from clitools import run_module
 from evaluation.evaltools import compose_config
 
+import diffusion_lab
 from diffusion_lab.evaluate import evaluate
 
 SCHEMA = {
     "metrics", "num_samples", "nfe", "sampler", "guidance", "features", "reference", "prc",
-    "seeds", "ckpt", "seconds_per_image",
+    "seeds", "ckpt", "seconds_per_image", "step", "version",
 }  # fmt: skip
 SCORES = {
     "fid_digits", "is_digits", "precision_digits", "recall_digits", "nll_bpd", "nll_bpd_stderr",
@@ -58,7 +59,8 @@ def test_two_processes_sample_exactly_num_samples_and_score_every_metric(trained
     assert results["reference"] == {"dataset": "digits", "split": "test", "num_images": 180}
     assert results["prc"] == {"num_reference": 45, "num_generated": 45, "k": 3, "seed": 0}
     assert "precision/recall: 45 generated vs 45 reference features" in result.stdout
-    assert results["ckpt"] == str(trained_run / "checkpoints" / "last.ckpt")
+    assert results["ckpt"] == str((trained_run / "checkpoints" / "last.ckpt").resolve())
+    assert results["step"] == 4 and results["version"] == diffusion_lab.__version__
     assert results["seconds_per_image"] > 0
 
     samples = np.load(out / "samples.npz")["arr_0"]

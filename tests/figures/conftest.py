@@ -1,11 +1,13 @@
-"""results.json fixtures written by hand in evaluate's schema (CONTRACT.md, round 2)."""
+"""results.json fixtures written by hand in evaluate's schema."""
 
 import json
 
 import pytest
 
 
-def _result_json(sampler="ddim", steps=10, nfe=None, metrics=None, scale=None, features="digits"):
+def _result_json(
+    sampler="ddim", steps=10, nfe=None, metrics=None, scale=None, features="digits", step=4000
+):
     """A results.json body as `python -m diffusion_lab.evaluate` writes it."""
     return {
         "metrics": metrics if metrics is not None else {"fid_digits": 1.0},
@@ -18,6 +20,8 @@ def _result_json(sampler="ddim", steps=10, nfe=None, metrics=None, scale=None, f
         "prc": None,
         "seeds": None,
         "ckpt": "/runs/x/checkpoints/last.ckpt",
+        "step": step,
+        "version": "0.1.0",
         "seconds_per_image": 0.01,
     }
 

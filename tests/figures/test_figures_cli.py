@@ -72,8 +72,8 @@ def test_module_runs_as_a_command(write_result, tmp_path):
     assert "fid_digits" in proc.stdout and out.stat().st_size > 0
 
 
-def test_metric_option_is_for_nfe_plots_only(tmp_path, capsys):
+def test_metric_option_is_for_curve_plots_only(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([str(tmp_path), "--kind", "guidance", "--out", "g.png", "--metric", "fid"])
     assert exit_info.value.code == 2
-    assert "--metric applies to --kind nfe only" in capsys.readouterr().err
+    assert "--metric applies to --kind nfe and fid_vs_step" in capsys.readouterr().err

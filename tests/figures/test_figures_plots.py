@@ -15,6 +15,7 @@ from diffusion_lab.figures import (
     plot_schedules,
 )
 from diffusion_lab.figures.axes import value_scale
+from diffusion_lab.figures.steps import plot_quality_vs_step
 
 
 def assert_png(path):
@@ -114,3 +115,17 @@ def test_quality_axes_go_log_when_the_values_span_more_than_three_times():
     assert value_scale([4.0, 6.0, 10.0]) == "linear"  # 2.5x: linear reads fine
     assert value_scale([4.0, 20.0, 40.0]) == "log"  # 10x: log, or 4-10 is squashed
     assert value_scale([-1.0, 5.0]) == "linear"  # not positive: no log axis
+
+
+def test_quality_against_training_step_plots_each_snapshot(write_result, tmp_path):
+    for step, fid in ((1000, 30.0), (2000, 12.0), (4000, 6.0)):
+        write_result(f"s{step}", step=step, metrics={"fid_digits": fid})
+    results = load_results([tmp_path / "multirun"])
+    fig = plot_quality_vs_step(results, ["fid_digits"], tmp_path / "steps.png")
+    assert_png(tmp_path / "steps.png")
+    [line] = fig.axes[0].get_lines()
+    assert list(line.get_xdata()) == [1000, 2000, 4000] and list(line.get_ydata()) == [30, 12, 6]
+    assert fig.axes[0].get_yscale() == "log"  # 6 to 30: wider than 3x
+    write_result("export", step=None)
+    with pytest.raises(ResultsError, match="no training step"):
+        plot_quality_vs_step(load_results([tmp_path / "multirun"]), ["fid_digits"])
