@@ -19,7 +19,7 @@ from diffusion_lab.metrics import (
 )
 
 # What each sample metric of `metrics=[...]` reports (`nll` is the likelihood, not a sample metric).
-SAMPLE_METRICS = {"fid": ("fid",), "is": ("is",), "prc": ("precision", "recall")}
+SAMPLE_METRICS = {"fid": ("fid",), "kid": ("kid",), "is": ("is",), "prc": ("precision", "recall")}
 
 
 def scores_of(selected: Iterable[str]) -> list[str]:
@@ -42,12 +42,13 @@ def score(
     features: str,
     prc: PRCSettings,
 ) -> tuple[dict[str, float], dict | None]:
-    """{"fid": ..., "is": ..., "precision": ..., "recall": ...} for `names`, suffixed by the
+    """{"fid": ..., "kid": ..., "kid_std": ..., "is": ..., "precision": ..., "recall": ...} for
+    `names`, suffixed by the
     feature network unless it is Inception, and what precision/recall compared (sizes, k, seed;
     None without them). The Inception Score needs no reference."""
     if reference is None:  # only the Inception Score was asked for
         return {metric_key("is", features): inception_score(generated.logits)[0]}, None
-    scores = compute_metrics(generated, reference, [n for n in names if n in ("fid", "is")])
+    scores = compute_metrics(generated, reference, [n for n in names if n in ("fid", "kid", "is")])
     scores.pop(metric_key("is_std", features), None)
     if "precision" not in names:
         return scores, None

@@ -39,6 +39,7 @@ from diffusion_lab.metrics.scores import (
     FeatureStats,
     frechet_distance,
     inception_score,
+    kernel_inception_distance,
     precision_recall,
 )
 from diffusion_lab.metrics.small_nets import SmallConvNet, SmallNetFeatures
@@ -61,6 +62,7 @@ __all__ = [
     "extract_features",
     "file_sha256",
     "frechet_distance",
+    "kernel_inception_distance",
     "batch_seed",
     "gather_samples",
     "image_batches",

@@ -20,11 +20,16 @@ from diffusion_lab.metrics.prc import (
     random_subset,
     subset_precision_recall,
 )
-from diffusion_lab.metrics.scores import FeatureStats, frechet_distance, inception_score
+from diffusion_lab.metrics.scores import (
+    FeatureStats,
+    frechet_distance,
+    inception_score,
+    kernel_inception_distance,
+)
 
 log = logging.getLogger(__name__)
 
-METRICS = ("fid", "is", "precision", "recall")
+METRICS = ("fid", "kid", "is", "precision", "recall")
 
 
 @dataclass
@@ -221,6 +226,9 @@ def compute_metrics(
         stats = FeatureStats(generated.features.shape[1])
         stats.update(generated.features)
         scores["fid"] = frechet_distance(stats.mu, stats.sigma, reference.mu, reference.sigma)
+    if "kid" in metrics:
+        real = torch.from_numpy(reference.features)
+        scores["kid"], scores["kid_std"] = kernel_inception_distance(generated.features, real)
     if "is" in metrics:
         scores["is"], scores["is_std"] = inception_score(generated.logits)
     if "precision" in metrics or "recall" in metrics:

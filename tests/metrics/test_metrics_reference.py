@@ -91,12 +91,15 @@ def test_digits_score_better_than_noise_under_the_digits_net(tmp_path):
     good, bad = score(held_out), score(noise)
     assert set(good) == {
         "fid_digits",
+        "kid_digits",
+        "kid_std_digits",
         "is_digits",
         "is_std_digits",
         "precision_digits",
         "recall_digits",
     }
     assert good["fid_digits"] < bad["fid_digits"] / 5
+    assert good["kid_digits"] < bad["kid_digits"] / 5
     assert good["is_digits"] > 3 * bad["is_digits"]  # about 9 vs 2.4
     assert good["precision_digits"] > 0.6 and good["recall_digits"] > 0.6  # about 0.75 each
     assert bad["precision_digits"] < 0.3 and bad["recall_digits"] < 0.1
