@@ -90,6 +90,11 @@ def scheduler_from_diffusion(diffusion: dict[str, Any]) -> dict[str, Any]:
     """The DDPMScheduler config of the lab's diffusion settings; ConfigError if it has none."""
     steps = int(diffusion.get("num_timesteps", 1000))
     schedule = diffusion.get("schedule", "linear")
+    if diffusion.get("rescale_timesteps"):
+        raise ConfigError(
+            "the model sees t·1000/T (rescale_timesteps): diffusers passes its UNet2DModel the "
+            "integer timestep itself, so such a network does not convert to diffusers"
+        )
     if schedule == "linear":
         beta_start, beta_end = linear_betas(steps)
         betas = {"beta_schedule": "linear", "beta_start": beta_start, "beta_end": beta_end}

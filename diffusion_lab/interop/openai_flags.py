@@ -275,15 +275,10 @@ def diffusion_kwargs(flags: dict[str, Any]) -> dict[str, Any]:
     Its losses map to the lab's: RESCALED_KL (use_kl) is `vlb` (T·L_t); with a learned sigma,
     MSE and RESCALED_MSE are `hybrid`, whose L_vlb term the lab always weights by T/1000 (as
     RESCALED_MSE does; plain MSE weights it by 1, the same for T = 1000). The loss only matters
-    when training, and `train` takes it from its own config.
+    when training, and `train` takes it from its own config. `--rescale_timesteps` (t·1000/T
+    into the network) carries over; with T = 1000 it changes nothing and is left off.
     """
     steps = flags["diffusion_steps"]
-    if flags["rescale_timesteps"] and steps != 1000:
-        raise ConfigError(
-            f"flags: --rescale_timesteps True with --diffusion_steps {steps}: that network was "
-            f"trained on timesteps t·1000/{steps}, but the lab's processes pass it t itself; "
-            f"only with 1000 steps (where the rescaling does nothing) can it be converted"
-        )
     if flags["noise_schedule"] not in ("linear", "cosine"):
         raise ConfigError(
             f"flags: --noise_schedule {flags['noise_schedule']!r}: script_util knows 'linear' "
@@ -304,6 +299,7 @@ def diffusion_kwargs(flags: dict[str, Any]) -> dict[str, Any]:
         "model_mean_type": "start_x" if flags["predict_xstart"] else "epsilon",
         "model_var_type": model_var_type,
         "loss_type": loss_type,
+        "rescale_timesteps": bool(flags["rescale_timesteps"]) and steps != 1000,
     }
 
 

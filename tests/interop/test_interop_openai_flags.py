@@ -2,7 +2,9 @@
 diffusion settings."""
 
 import pytest
+import torch
 
+from diffusion_lab.diffusion import create_diffusion
 from diffusion_lab.errors import ConfigError
 from diffusion_lab.interop import (
     classifier_kwargs,
@@ -12,6 +14,7 @@ from diffusion_lab.interop import (
     parse_flags,
     timestep_sampler,
 )
+from diffusion_lab.interop.diffusers_scheduler import scheduler_from_diffusion
 
 # guided-diffusion's README: the 256x256 class-conditional model, then its classifier flags.
 ADM_256 = (
@@ -81,6 +84,7 @@ def test_readme_model_flags():
         "model_mean_type": "epsilon",
         "model_var_type": "learned_range",
         "loss_type": "hybrid",
+        "rescale_timesteps": False,  # guided-diffusion's default, and 1000 steps anyway
     }
     config = openai_net_config(kwargs)
     assert config["attention_resolutions"] == [32, 16, 8]
@@ -137,9 +141,25 @@ def test_codebase_is_inferred_where_the_flags_decide():
         parse_flags("--image_size 64 --diffusion_steps 4000")
 
 
-def test_rescaled_timesteps_other_than_1000_steps_are_refused():
-    with pytest.raises(ConfigError, match="rescale_timesteps True with --diffusion_steps 4000"):
-        diffusion_kwargs(parse_flags(IDDPM_CIFAR))  # improved-diffusion's default: True
+def test_rescaled_timesteps_carry_over_and_reach_the_network_as_t_times_1000_over_t():
+    settings = diffusion_kwargs(parse_flags(IDDPM_CIFAR))  # improved-diffusion's default: True
+    assert settings["num_timesteps"] == 4000 and settings["rescale_timesteps"] is True
+    seen = []
+
+    def network(x, t, **kwargs):
+        seen.append(t)
+        return torch.zeros(x.shape[0], 2 * x.shape[1], *x.shape[2:])  # learned sigma
+
+    x = torch.zeros(1, 3, 4, 4)
+    create_diffusion(**settings).p_mean_variance(network, x, torch.tensor([2000]))
+    assert seen[-1].tolist() == [500.0]  # the timesteps improved-diffusion's network saw
+    assert diffusion_kwargs(parse_flags("--image_size 64"))["rescale_timesteps"] is False
+
+
+def test_a_rescaled_network_does_not_convert_to_diffusers():
+    settings = diffusion_kwargs(parse_flags(IDDPM_CIFAR))
+    with pytest.raises(ConfigError, match="rescale_timesteps"):
+        scheduler_from_diffusion(settings)
 
 
 @pytest.mark.parametrize(
