@@ -33,6 +33,7 @@ LINEAR_HYBRID = {
     "model_mean_type": "epsilon",
     "model_var_type": "learned_range",
     "loss_type": "hybrid",
+    "rescale_timesteps": False,
 }
 
 
