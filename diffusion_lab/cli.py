@@ -98,6 +98,15 @@ def discard_unused_run_dir() -> None:
         parent.rmdir()
 
 
+def one_line(error: BaseException) -> str:
+    """The message of `error`; for one re-raised from a DataLoader worker (its text then holds
+    the worker's traceback), the original error's own message."""
+    text = str(error)
+    if "\nOriginal Traceback" not in text:
+        return text
+    return text.rstrip().rsplit("\n", 1)[-1].split(": ", 1)[-1]
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Turns a `LabError` into `error: <message>` on stderr and exit status 1: no traceback wall
@@ -108,12 +117,12 @@ def user_errors() -> Iterator[None]:
         yield
     except Exception as exc:
         error = _user_error(exc)
-        write_to_log_files(traceback.format_exc() if error is None else f"error: {error}")
+        write_to_log_files(traceback.format_exc() if error is None else f"error: {one_line(error)}")
         if error is not None:
             discard_unused_run_dir()
         if error is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(error)}", file=sys.stderr)
         sys.exit(1)
 
 

@@ -50,17 +50,38 @@ def unreadable(path: Path) -> str | None:
 
 
 class ImageFiles(Dataset):
-    """(image, label) pairs read from a list of files, converted to `mode` ("RGB" or "L")."""
+    """(image, label) pairs read from a list of files, converted to `mode` ("RGB" or "L").
 
-    def __init__(self, files: list[Path], labels: list[int], mode: str, transform):
+    A file that fails only when its pixels are decoded (a truncated JPEG passes `verify()`) is
+    skipped with a warning naming it — the next file is read instead — or, with
+    `on_bad_image="error"`, stops the run naming it.
+    """
+
+    def __init__(
+        self, files: list[Path], labels: list[int], mode: str, transform, on_bad_image="skip"
+    ):
         self.files, self.labels, self.mode, self.transform = files, labels, mode, transform
+        self.on_bad_image = on_bad_image
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        with Image.open(self.files[index]) as image:
-            return self.transform(image.convert(self.mode)), self.labels[index]
+        for offset in range(len(self.files)):
+            path = self.files[(index + offset) % len(self.files)]
+            try:
+                with Image.open(path) as image:
+                    pixels = image.convert(self.mode)
+            except (OSError, SyntaxError, ValueError) as err:  # PIL's decoding errors
+                if self.on_bad_image == "error":
+                    raise LabError(
+                        f"unreadable image {path} ({type(err).__name__}: {err}); remove it or "
+                        "set data.on_bad_image=skip"
+                    ) from None
+                log.warning("skipped unreadable image %s (%s: %s)", path, type(err).__name__, err)
+                continue
+            return self.transform(pixels), self.labels[(index + offset) % len(self.files)]
+        raise DataNotFoundError(f"no image of the {len(self.files)} in this split can be read")
 
 
 class ImageFolderDataModule(ImageDataModule):
@@ -190,4 +211,5 @@ class ImageFolderDataModule(ImageDataModule):
             [labels[i] for i in indices],
             mode="RGB" if self.channels == 3 else "L",
             transform=signed_tensor(*steps),
+            on_bad_image=self.on_bad_image,
         )

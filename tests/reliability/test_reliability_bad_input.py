@@ -8,6 +8,7 @@ from pathlib import Path
 import fakedata
 import pytest
 import torch
+from PIL import Image
 from reliability.reltools import checkpoint, config, error_lines, run_command
 
 from diffusion_lab.cli import user_errors
@@ -138,3 +139,39 @@ def test_unreadable_image_can_stop_the_run_naming_the_file(capsys, tmp_path):
     data, bad = bad_image_folder(tmp_path / "images")
     error = fails(capsys, tmp_path, *data, "data.on_bad_image=error")
     assert f"unreadable image {bad}" in error
+
+
+def truncated_jpeg_folder(root: Path) -> Path:
+    """A class-less folder of JPEGs, one cut short: PIL's verify() passes it, decoding fails."""
+    fakedata.make_fake_image_folder(root, classes=None, n_per_class=8, size=(16, 16))
+    for png in root.rglob("*.png"):
+        Image.open(png).convert("RGB").save(png.with_suffix(".jpg"), quality=90)
+        png.unlink()
+    bad = sorted(root.rglob("*.jpg"))[0]
+    bad.write_bytes(bad.read_bytes()[: len(bad.read_bytes()) * 9 // 10])  # the scan data cut
+    with Image.open(bad) as image:
+        image.verify()  # the header looks fine: only decoding the pixels finds the damage
+    return bad
+
+
+@pytest.mark.parametrize("mode", ["skip", "error"])
+def test_a_truncated_jpeg_is_skipped_or_stops_the_run_naming_it(tmp_path, mode):
+    bad = truncated_jpeg_folder(tmp_path / "images")
+    data = ["data=folder", f"data.root={tmp_path / 'images'}", "data.image_size=8"]
+    loader = ["data.num_workers=1", "data.persistent_workers=false", "data.val_fraction=0.25"]
+    result = run_command(
+        *data,
+        *loader,
+        f"data.on_bad_image={mode}",
+        "trainer.max_steps=3",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+    )
+    output = result.stdout + result.stderr
+    assert str(bad) in output and "Traceback" not in output
+    if mode == "skip":
+        assert result.returncode == 0 and f"skipped unreadable image {bad}" in output
+    else:
+        assert result.returncode == 1
+        [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert f"unreadable image {bad}" in line and "on_bad_image=skip" in line
