@@ -112,15 +112,59 @@ def number(value, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def training_lines(t: dict) -> list[str]:
+    switches = f"{t['precision']}, compiled={t['compiled']}, channels_last={t['channels_last']}"
+    rows = (
+        (f"images/s, median of the steps after {t['untimed_steps']}", t["images_per_s"], 1),
+        ("images/s, mean of those steps", t["images_per_s_window"], 1),
+        ("step ms, median", t["step_ms_median"], 2),
+        ("step ms, p90 - p10", t["step_ms_spread"], 2),
+        ("TFLOP/s achieved", t["tflops"], 3),
+        ("MFU", t.get("mfu"), 3),
+        (f"peak memory MB ({t['memory_kind']})", t["peak_memory_mb"], 0),
+        ("first step s (compilation)", t["first_step_s"], 1),
+    )
+    return [
+        f"training: {t['preset']} via python -m diffusion_lab.train, batch {t['batch']}, "
+        f"{switches}, fused={t['fused']}",
+        *(f"  {label:<40}{number(value, digits):>12}" for label, value, digits in rows),
+    ]
+
+
+def sampling_lines(s: dict) -> list[str]:
+    lines = [f"sampling: batch {s['batch']}, bf16={s['bf16']}, eager; images/s"]
+    for name in ("ddpm", "ddim", "dpm_solver"):
+        run = s[name]
+        timed = f" (timed {run['timed_steps']} steps)" if name == "ddpm" else ""
+        label = f"{name}@{run['steps']}{timed}"
+        lines.append(f"  {label:<40}{number(run['images_per_s'], 2):>12}")
+    return lines
+
+
+def compare_lines(c: dict) -> list[str]:
+    title = f"ours / diffusers ({c['preset']})"
+    lines = [f"{title:<42}{'ours':>12}{'diffusers':>12}"]
+    for mode in ("train", "sample"):
+        for what in ("images_per_s", "mfu", "peak_mb", "first_step_s"):
+            row = f"{mode}_{what}"
+            ours, theirs = c[f"{row}_ours"], c[f"{row}_diffusers"]
+            lines.append(f"  {row:<40}{number(ours, 3):>12}{number(theirs, 3):>12}")
+    for mode in ("train", "sample"):
+        ratio = c[f"{mode}_speed_ratio_ours_over_diffusers"]
+        lines.append(f"  {mode + ' speed, ours / diffusers':<40}{ratio:>12.3f}")
+    return lines
+
+
 def table(report: dict) -> str:
-    """The results as text: parts, training, sampling, ours against diffusers."""
+    """The results as text: parts, training, ours against diffusers, sampling."""
     device = report.get("device") or {}
-    measured = ", ".join(f"{k} {v:,.1f}" for k, v in (device.get("matmul_tflops") or {}).items())
+    measured = ", ".join(f"{k} {v:.4g}" for k, v in (device.get("matmul_tflops") or {}).items())
+    peak = report.get("peak_tflops")
     lines = [
         f"GPU check ({report['mode']}): {device.get('name', '?')}, torch {device.get('torch')}, "
         f"{report['elapsed_s']:.0f} s of a {report['budget_s']:.0f} s budget",
-        f"peak for MFU: {number(report.get('peak_tflops'))} TFLOP/s ({report.get('peak_source')});"
-        f" measured matmul TFLOP/s: {measured}",
+        f"peak for MFU: {'-' if peak is None else f'{peak:.4g}'} TFLOP/s "
+        f"({report.get('peak_source')}); measured matmul TFLOP/s: {measured}",
     ]
     if device.get("missing_modules"):
         lines.append(f"missing Python modules: {', '.join(device['missing_modules'])}")
@@ -131,49 +175,14 @@ def table(report: dict) -> str:
             t = report["tests"]
             note = f"{t['passed']} passed, {t['failed']} failed, {t['skipped']} skipped, "
             note += f"{t['errors']} errors {' '.join(t['not_passed'])}"
-        seconds = number(status.get("seconds"))
-        lines.append(f"{name:<10}{status['status']:<9}{seconds:>7}  {note}")
-    if report.get("train"):
-        t = report["train"]
-        switches = f"{t['precision']}, compiled={t['compiled']}, channels_last={t['channels_last']}"
-        lines += [
-            "",
-            f"training: {t['preset']} via python -m diffusion_lab.train, batch {t['batch']}, "
-            f"{switches}, fused={t['fused']}",
-            f"  images/s, median step after {t['untimed_steps']}  {number(t['images_per_s']):>12}",
-            f"  images/s, mean of those steps        {number(t['images_per_s_window']):>12}",
-            f"  step ms: median, p90 - p10           {number(t['step_ms_median'], 2):>12}"
-            f" {number(t['step_ms_spread'], 2)}",
-            f"  TFLOP/s achieved                     {number(t['tflops'], 3):>12}",
-            f"  MFU                                  {number(t.get('mfu'), 3):>12}",
-            f"  peak memory MB ({t['memory_kind']})  {number(t['peak_memory_mb'], 0):>12}",
-            f"  first step s (compilation)           {number(t['first_step_s']):>12}",
-        ]
-    if report.get("sampling"):
-        s = report["sampling"]
-        lines += ["", f"sampling: batch {s['batch']}, bf16={s['bf16']}, eager; images/s"]
-        for name in ("ddpm", "ddim", "dpm_solver"):
-            run = s[name]
-            timed = f" (timed {run['timed_steps']} steps)" if name == "ddpm" else ""
-            label = f"{name}@{run['steps']}{timed}"
-            lines.append(f"  {label:<36} {number(run['images_per_s'], 2):>12}")
-    if report.get("compare"):
-        c = report["compare"]
-        lines += ["", f"ours / diffusers ({c['preset']}): {'':<18}{'ours':>10}{'diffusers':>11}"]
-        for row in (
-            "train_images_per_s",
-            "train_mfu",
-            "train_peak_mb",
-            "train_first_step_s",
-            "sample_images_per_s",
-            "sample_peak_mb",
-            "sample_first_step_s",
-        ):
-            ours, theirs = c.get(f"{row}_ours"), c.get(f"{row}_diffusers")
-            lines.append(f"  {row:<38}{number(ours, 3):>10}{number(theirs, 3):>11}")
-        for mode in ("train", "sample"):
-            ratio = c[f"{mode}_speed_ratio_ours_over_diffusers"]
-            lines.append(f"  {mode} speed, ours / diffusers        {ratio:>10.3f}")
+        lines.append(f"{name:<10}{status['status']:<9}{number(status.get('seconds')):>7}  {note}")
+    for section, describe in (
+        ("train", training_lines),
+        ("compare", compare_lines),
+        ("sampling", sampling_lines),
+    ):
+        if report.get(section):
+            lines += ["", *describe(report[section])]
     return "\n".join(lines)
 
 
