@@ -1,10 +1,15 @@
 """Our ddpm_cifar10 U-Net vs diffusers' UNet2DModel built as google/ddpm-cifar10-32.
 
+Another preset (`--preset tiny`) is compared with the UNet2DModel that the lab's converter makes
+of it. Both networks get noise on every weight: zero-initialised layers (our output convolution)
+would otherwise run on zeros, which can time faster than real weights.
+
 Measures, in one process with the two models alternating (A B, B A, ...):
   - training-step throughput: forward + MSE + backward + AdamW step, images/s (median);
   - sampling-step throughput: one forward pass without gradients, images/s (median);
   - achieved GFLOP/s = forward FLOPs per image (FlopCounterMode, attention included) x images/s,
     x3 for training (backward ~ 2x forward), and its fraction of a measured matmul peak;
+  - the first step of each (compilation with --compile), in seconds, apart from the timings;
   - peak memory. CPU: growth of the peak resident set size (VmHWM) of a fresh subprocess over
     two steps, from just after the model and inputs exist; for training it includes gradients
     and AdamW state (3 x 143 MB, the same for both models) besides activations and temporaries.
@@ -33,11 +38,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils import flop_counter
 
-from diffusion_lab.models.presets import build_preset
+from diffusion_lab.models.presets import build_preset, preset_config
 
 MODELS = ("ours", "diffusers")
 OPTIONS = ("bf16", "channels_last", "compile")  # on by default with CUDA
 IMAGE_SIZE, CHANNELS, DROPOUT = 32, 3, 0.1  # CIFAR-10; DDPM trains with dropout 0.1
+# n of the n x n matmuls that measure a peak: enough to fill the device, quick to time
+PEAK_SIZES = {
+    "cuda": {"float32": 4096, "bfloat16": 8192},
+    "cpu": {"float32": 2048, "bfloat16": 1024},
+}
 
 # https://huggingface.co/google/ddpm-cifar10-32/blob/main/config.json
 DIFFUSERS_CONFIG = dict(
@@ -60,26 +70,38 @@ DIFFUSERS_CONFIG = dict(
 )
 
 
+def diffusers_twin(preset: str) -> dict:
+    """The UNet2DModel config (without dropout) of our `preset` at 32x32x3."""
+    if preset == "ddpm_cifar10":
+        return DIFFUSERS_CONFIG
+    from diffusion_lab.interop.diffusers_config import diffusers_config  # imports Lightning
+
+    config = diffusers_config(preset_config(preset, IMAGE_SIZE, CHANNELS), learn_sigma=False)
+    return {k: v for k, v in config.items() if not k.startswith("_") and k != "dropout"}
+
+
 class Diffusers(nn.Module):
     """UNet2DModel called like ours: model(x, t) -> tensor."""
 
-    def __init__(self):
+    def __init__(self, config: dict):
         super().__init__()
         from diffusers import UNet2DModel
 
-        self.net = UNet2DModel(**DIFFUSERS_CONFIG, dropout=DROPOUT)
+        self.net = UNet2DModel(**config, dropout=DROPOUT)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.net(x, t, return_dict=False)[0]
 
 
-def build(name: str, device: torch.device, channels_last: bool) -> nn.Module:
+def build(name: str, preset: str, device: torch.device, channels_last: bool) -> nn.Module:
     torch.manual_seed(0)
-    model = (
-        build_preset("ddpm_cifar10", IMAGE_SIZE, CHANNELS, dropout=DROPOUT)
-        if name == "ours"
-        else Diffusers()
-    )
+    if name == "ours":
+        model = build_preset(preset, IMAGE_SIZE, CHANNELS, dropout=DROPOUT)
+    else:
+        model = Diffusers(diffusers_twin(preset))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
     model = model.to(device)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -109,8 +131,8 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, n: int = 4096) -> float:
-    """Best of a few n x n matmuls, in GFLOP/s."""
+def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, n: int) -> float:
+    """Best of a few n x n matmuls on random data, in GFLOP/s."""
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     a @ b
     best = float("inf")
@@ -121,6 +143,12 @@ def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, n: int = 4096) 
         synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best / 1e9
+
+
+def matmul_peaks(device: torch.device, dtypes: list[str]) -> dict[str, float]:
+    """matmul_peak_gflops per dtype name, at PEAK_SIZES' n for the device."""
+    sizes = PEAK_SIZES[device.type]
+    return {name: matmul_peak_gflops(device, getattr(torch, name), sizes[name]) for name in dtypes}
 
 
 def autocast(device: torch.device, bf16: bool):
@@ -169,6 +197,7 @@ def peak_rss_growth_mb(name: str, mode: str, args) -> float:
         str(args.threads),
     ]
     command += ["--train-batch", str(args.train_batch), "--sample-batch", str(args.sample_batch)]
+    command += ["--preset", args.preset]
     command += ["--bf16" if args.bf16 else "--no-bf16", "--no-compile"]
     command += ["--channels-last" if args.channels_last else "--no-channels-last"]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
@@ -182,7 +211,7 @@ def vm_hwm_kb() -> int:
 
 def memory_child(name: str, mode: str, args) -> None:
     device = torch.device("cpu")
-    step = make_steps(build(name, device, args.channels_last), args, device)[mode]
+    step = make_steps(build(name, args.preset, device, args.channels_last), args, device)[mode]
     before = vm_hwm_kb()
     for _ in range(2):
         step()
@@ -200,28 +229,30 @@ def timed(step: Callable[[], None], device: torch.device) -> float:
 def run(args) -> dict:
     device = torch.device(args.device)
     torch.backends.cudnn.benchmark = True
-    models = {name: build(name, device, args.channels_last) for name in MODELS}
+    models = {name: build(name, args.preset, device, args.channels_last) for name in MODELS}
     params = {name: num_parameters(model) for name, model in models.items()}
     if params["ours"] != params["diffusers"]:
         raise SystemExit(f"parameter counts differ: {params}")
     flops = {name: forward_flops_per_image(model, device) for name, model in models.items()}
     steps = {name: make_steps(model, args, device) for name, model in models.items()}
 
-    memory = {}
+    cuda = device.type == "cuda"
+    memory = {f"{mode}_peak_mb_{name}": None for name in MODELS for mode in ("train", "sample")}
+    first_steps = {}
     for name in MODELS:  # warm-up (and compilation); on CUDA, measures memory meanwhile
         for mode in ("train", "sample"):
             synchronize(device)
-            if device.type == "cuda":
+            if cuda:
                 torch.cuda.reset_peak_memory_stats(device)
                 before = torch.cuda.memory_allocated(device)
-                for _ in range(max(args.warmup, 2)):
-                    steps[name][mode]()
+            first_steps[f"{mode}_first_step_s_{name}"] = timed(steps[name][mode], device)
+            # CUDA's memory covers a second step: the first creates AdamW's state
+            for _ in range(max(args.warmup, 2 if cuda else 1) - 1):
+                steps[name][mode]()
+            if cuda:
                 grown = torch.cuda.max_memory_allocated(device) - before
                 memory[f"{mode}_peak_mb_{name}"] = grown / 2**20
-            else:
-                for _ in range(args.warmup):
-                    steps[name][mode]()
-    if device.type == "cpu" and not args.skip_memory:
+    if not cuda and not args.skip_memory:
         for name in MODELS:
             for mode in ("train", "sample"):
                 memory[f"{mode}_peak_mb_{name}"] = peak_rss_growth_mb(name, mode, args)
@@ -233,14 +264,11 @@ def run(args) -> dict:
             for name in order:
                 seconds[name, mode].append(timed(steps[name][mode], device))
 
-    peaks = {"float32": matmul_peak_gflops(device, torch.float32)}
-    if device.type == "cuda":
-        peaks["bfloat16"] = matmul_peak_gflops(device, torch.bfloat16, n=8192)
-    if args.bf16 and "bfloat16" not in peaks:
-        peaks["bfloat16"] = matmul_peak_gflops(device, torch.bfloat16, n=1024)
+    peaks = matmul_peaks(device, ["float32", "bfloat16"] if cuda or args.bf16 else ["float32"])
     peak = peaks["bfloat16" if args.bf16 else "float32"]  # the dtype the runs use
     result = {
         "device": str(device),
+        "preset": args.preset,
         "threads": torch.get_num_threads(),
         "autocast": "bf16" if args.bf16 else "fp32",
         "channels_last": args.channels_last,
@@ -252,6 +280,7 @@ def run(args) -> dict:
         **{f"parameters_{name}": params[name] for name in MODELS},
         **{f"forward_gflop_per_image_{name}": flops[name] / 1e9 for name in MODELS},
         **memory,
+        **first_steps,
     }
     for (name, mode), times in seconds.items():
         batch = args.train_batch if mode == "train" else args.sample_batch
@@ -268,7 +297,8 @@ def run(args) -> dict:
 
 def report(result: dict) -> None:
     print(
-        f"device {result['device']} ({result['threads']} threads), {result['autocast']}, "
+        f"{result['preset']} on {result['device']} ({result['threads']} threads), "
+        f"{result['autocast']}, "
         f"channels_last={result['channels_last']}, compile={result['compile']}, "
         f"train batch {result['train_batch']}, sample batch {result['sample_batch']}, "
         f"{result['repeats']} repeats (medians)"
@@ -282,18 +312,20 @@ def report(result: dict) -> None:
     rows += [
         f"{mode}_{what}"
         for mode in ("train", "sample")
-        for what in ("images_per_s", "gflops", "fraction_of_matmul_peak", "peak_mb")
+        for what in ("images_per_s", "gflops", "fraction_of_matmul_peak", "peak_mb", "first_step_s")
     ]
     for row in rows:
-        if f"{row}_ours" not in result:
+        if result[f"{row}_ours"] is None:  # CPU memory with --skip-memory
             continue
         ours, theirs = result[f"{row}_ours"], result[f"{row}_diffusers"]
         digits = 0 if row == "parameters" else 3
         print(f"{row:<34}{ours:>14,.{digits}f}{theirs:>14,.{digits}f}{ours / theirs:>16.3f}")
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (`argv`, default sys.argv), with the device-dependent defaults filled."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="ddpm_cifar10", help="our U-Net preset (conf/model)")
     parser.add_argument("--train-batch", type=int, default=32)
     parser.add_argument("--sample-batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per model and mode")
@@ -311,11 +343,16 @@ def main() -> None:
     parser.add_argument(
         "--memory-child", nargs=2, metavar=("MODEL", "MODE"), help=argparse.SUPPRESS
     )
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parser.parse_args(argv)
     for option in OPTIONS:
         if getattr(args, option) is None:
             setattr(args, option, args.device.startswith("cuda"))
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
     if args.memory_child:
         memory_child(*args.memory_child, args)
         return

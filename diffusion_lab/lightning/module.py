@@ -15,9 +15,10 @@ from torchmetrics import MeanMetric
 
 from diffusion_lab.checkpoints import rng_state, set_rng_state
 from diffusion_lab.diffusion import create_diffusion, create_named_schedule_sampler
-from diffusion_lab.errors import TrainingDivergedError
+from diffusion_lab.errors import ConfigError, TrainingDivergedError
 from diffusion_lab.lightning.lr_schedules import check_schedule, lr_factor
 from diffusion_lab.lightning.rows import draw_rows, global_rows, stream_seed
+from diffusion_lab.models.presets import TRAINING_SWITCHES
 from diffusion_lab.targets import MODEL_PARTS, build
 
 NUM_QUARTILES = 4
@@ -31,6 +32,8 @@ class DiffusionModule(pl.LightningModule):
 
     Args:
         net: config of the network (with `_target_`), e.g. a `conf/model/*.yaml` preset, resolved.
+            Its training switches are applied here, not passed to the network: `compile`
+            (torch.compile the training step's forward) and `channels_last` (NHWC weights).
         diffusion: keyword arguments of `create_diffusion` (schedule, T, mean/var/loss types).
         optimizer: config of a partial optimizer (`_target_`, `_partial_: true`, lr, ...).
         warmup_steps: linear learning-rate warmup length in optimizer steps.
@@ -54,10 +57,21 @@ class DiffusionModule(pl.LightningModule):
         lr_schedule: str = "constant",
     ):
         super().__init__()
+        net = dict(net)
+        switches = {key: net.pop(key, False) for key in TRAINING_SWITCHES}
+        for key, value in switches.items():
+            if not isinstance(value, bool):
+                raise ConfigError(f"model.{key}={value!r} must be true or false")
+        # after the pops: hparams, and so checkpoints, hold the network's own config (the run's
+        # config.yaml keeps the switches)
         self.save_hyperparameters()
         check_schedule(lr_schedule)
         self.diffusion = create_diffusion(**diffusion)
         self.net = build(net, MODEL_PARTS, "net", learn_sigma=self.diffusion.learns_sigma)
+        if switches["channels_last"]:
+            self.net.to(memory_format=torch.channels_last)  # .to(device) keeps it
+        self.compile_net = switches["compile"]
+        self._compiled_forward = None  # set at fit start when compile_net
         self.schedule_sampler = create_named_schedule_sampler(timestep_sampler, self.diffusion)
         self.num_classes = net.get("num_classes")
         size, channels = net["image_size"], net["in_channels"]  # the summary's FLOP count runs it
@@ -73,6 +87,19 @@ class DiffusionModule(pl.LightningModule):
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, **model_kwargs) -> torch.Tensor:
         return self.net(x_t, t, **model_kwargs)
+
+    @property
+    def train_net(self):
+        """What the training step calls: the network's compiled forward with `compile`, else the
+        network."""
+        return self._compiled_forward or self.net
+
+    def on_fit_start(self) -> None:
+        """`compile`: only the training step's forward, held as a function, not a submodule, so
+        `state_dict` keys, EMA's copy of the module, validation and sampling stay eager. Batch
+        shapes are fixed (a smaller last batch compiles once more)."""
+        if self.compile_net:
+            self._compiled_forward = torch.compile(self.net.forward, dynamic=False)
 
     def model_kwargs(
         self, labels: torch.Tensor, drop: torch.Tensor | None = None
@@ -93,7 +120,7 @@ class DiffusionModule(pl.LightningModule):
         model_kwargs = self.model_kwargs(labels, u_drop < self.hparams.cond_drop_prob)
         self.seed_dropout(micro_batch)
         terms = self.diffusion.training_losses(
-            self.net, images, t, model_kwargs=model_kwargs, noise=noise
+            self.train_net, images, t, model_kwargs=model_kwargs, noise=noise
         )
         loss = (terms["loss"] * weights).mean()
         if self._skip_nonfinite(loss):
@@ -193,9 +220,10 @@ class DiffusionModule(pl.LightningModule):
             self.log("val/mse", terms["mse"].mean(), sync_dist=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = build(self.hparams.optimizer, MODEL_PARTS, "optimizer")(
-            params=self.parameters()
-        )
+        options = dict(self.hparams.optimizer)
+        if "fused" in options and options["fused"] is None:  # null: the fused kernel on CUDA
+            options["fused"] = self.device.type == "cuda"
+        optimizer = build(options, MODEL_PARTS, "optimizer")(params=self.parameters())
         factor = partial(
             lr_factor,
             warmup_steps=int(self.hparams.warmup_steps),

@@ -35,6 +35,9 @@ RESUMABLE = (
     "data.root",
     "max_nonfinite_steps",
     "warmup_steps",
+    "model.compile",  # speed switches: the same network, computed faster
+    "model.channels_last",
+    "optimizer.fused",
 )
 NOT_OVERRIDES = ("hydra.", "resume=")  # what never reaches the composed job config
 REMOVED = "<removed>"  # the value of a key an override deletes
