@@ -224,11 +224,12 @@ class DiffusionModule(pl.LightningModule):
         if "fused" in options and options["fused"] is None:  # null: the fused kernel on CUDA
             options["fused"] = self.device.type == "cuda"
         optimizer = build(options, MODEL_PARTS, "optimizer")(params=self.parameters())
+        schedule = self.hparams.lr_schedule
         factor = partial(
             lr_factor,
             warmup_steps=int(self.hparams.warmup_steps),
-            total_steps=self.trainer.max_steps,
-            schedule=self.hparams.lr_schedule,
+            total_steps=0 if schedule == "constant" else self.trainer.max_steps,  # decay's end
+            schedule=schedule,
         )
         return {
             "optimizer": optimizer,
