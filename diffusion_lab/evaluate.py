@@ -295,9 +295,12 @@ def report(results: dict) -> list[str]:
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     with user_errors():
+        if is_rank_zero():
+            print(f"run dir: {cfg.paths.output_dir}")
         results = evaluate(cfg)
         if results is not None:
             print("\n".join(report(results)))
+            print(f"wrote {Path(cfg.paths.output_dir) / 'results.json'}")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ def test_two_processes_sample_exactly_num_samples_and_score_every_metric(trained
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "MEMBER: 2/2" in result.stdout + result.stderr  # really two processes
+    assert f"run dir: {out}" in result.stdout and f"wrote {out / 'results.json'}" in result.stdout
     results = json.loads((out / "results.json").read_text())
     assert set(results) == SCHEMA
     assert set(results["metrics"]) == SCORES

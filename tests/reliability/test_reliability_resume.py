@@ -5,6 +5,7 @@ refuses what it cannot, makes no new run dir and keeps the run's metrics and W&B
 import csv
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -142,3 +143,38 @@ def test_ctrl_c_leaves_only_last_ckpt_and_the_resume_keeps_the_grid_steps(tmp_pa
     grids = sorted(p.name for p in (run_dir / "samples").glob("step_*.png"))
     assert grids == ["step_0000007.png", "step_0000014.png"]  # the configured steps
     assert logged_steps(run_dir) == list(range(14))  # one row per step, none twice or missing
+
+
+def test_train_classifier_saves_on_sigterm_says_how_to_resume_and_resumes(tmp_path):
+    run_dir, markers, cwd = tmp_path / "classifier", tmp_path / "markers", tmp_path / "cwd"
+    markers.mkdir()
+    cwd.mkdir()
+    tiny = [
+        "data=digits",
+        "trainer=cpu",
+        "classifier.model_channels=32",
+        "classifier.channel_mult=[1,2]",
+        "classifier.attention_resolutions=[]",
+        "classifier.num_head_channels=32",
+        "data.batch_size=16",
+        "trainer.max_steps=10",
+        "trainer.val_check_interval=100",
+        "trainer.limit_val_batches=1",
+        "+callbacks.hang._target_=reliability.hang_at_step.HangAtStep",
+        "+callbacks.hang.steps=[4]",
+        f"+callbacks.hang.marker_dir={markers}",
+        f"hydra.run.dir={run_dir}",
+    ]
+    command = [sys.executable, "-m", "diffusion_lab.train_classifier", *tiny]
+    first = subprocess.Popen(command, cwd=cwd, env=env(), stderr=subprocess.PIPE, text=True)
+    wait_for(markers / "4", first)
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(60) == 128 + signal.SIGTERM
+    assert f"python -m diffusion_lab.train_classifier resume={run_dir}" in first.stderr.read()
+    assert checkpoint(run_dir)["global_step"] == 5
+
+    resume = [sys.executable, "-m", "diffusion_lab.train_classifier", f"resume={run_dir}"]
+    second = subprocess.run(resume, cwd=cwd, env=env(), capture_output=True, text=True, timeout=180)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert checkpoint(run_dir)["global_step"] == 10
+    assert not (cwd / "logs").exists()
