@@ -71,3 +71,21 @@ def test_an_installed_wheel_trains_and_samples_outside_the_checkout(wheel, tmp_p
     assert sample.returncode == 0, sample.stderr[-3000:]
     [sample_dir] = (work / "logs" / "sample" / "runs").iterdir()
     assert (sample_dir / "samples.npz").is_file() and (sample_dir / "grid.png").is_file()
+
+
+@pytest.mark.slow
+def test_every_installed_command_starts_outside_the_checkout(wheel, tmp_path):
+    site = tmp_path / "site"
+    install = [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site)]
+    assert subprocess.run([*install, str(wheel)], capture_output=True).returncode == 0
+    env = {**os.environ, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "2"}
+    for command in ("evaluate", "export", "figures", "train-classifier", "convert"):
+        started = subprocess.run(
+            [str(site / "bin" / f"diffusion-lab-{command}"), "--help"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert started.returncode == 0, (command, started.stderr[-2000:])  # finds its configs
