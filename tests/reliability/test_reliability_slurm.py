@@ -216,3 +216,41 @@ def test_an_array_job_requeues_its_own_task(monkeypatch):
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
     assert slurm.job_id() == "1000_3"
     assert slurm.run_name() == "slurm-1000_3"
+
+
+def torchrun_workers(cwd: Path, port: int, *overrides: str) -> list[subprocess.Popen]:
+    """Two processes as `torchrun --nproc-per-node=2` starts them (no SLURM): every rank runs the
+    command, so the run dir is pinned on the command line."""
+    layout = {
+        "WORLD_SIZE": "2",
+        "LOCAL_WORLD_SIZE": "2",
+        "GROUP_RANK": "0",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+        "TORCHELASTIC_RUN_ID": "test",
+    }
+    ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
+    return [
+        start(
+            cwd,
+            {**layout, "RANK": str(rank), "LOCAL_RANK": str(rank)},
+            *RUN,
+            *ddp,
+            "trainer.precision=32-true",
+            *overrides,
+        )
+        for rank in (0, 1)
+    ]
+
+
+def test_a_torchrun_job_stopped_on_one_rank_stops_every_rank_and_says_how_to_resume(tmp_path):
+    cwd, run_dir = tmp_path / "job", tmp_path / "run"
+    workers = torchrun_workers(
+        cwd, free_port(), *hang_and_record(tmp_path, 5), f"hydra.run.dir={run_dir}"
+    )
+    wait_for(tmp_path / "markers" / "5", *workers)
+    workers[0].send_signal(signal.SIGTERM)  # Kubernetes, `timeout`: one process told
+    assert [worker.wait(60) for worker in workers] == [128 + signal.SIGTERM] * 2
+    assert stopped_steps(tmp_path) == {"rank0": 6, "rank1": 6}
+    assert checkpoint(run_dir)["global_step"] == 6
+    assert f"resume={run_dir}" in workers[0].stderr.read()
