@@ -58,6 +58,7 @@ class ClipTextEncoder(FrozenTextEncoder):
                 f"{model.ln_final.normalized_shape[0]} wide; set text_encoder.width to it"
             )
         self.held = Held(model)
+        self.weights_path = path
         self.tokenizer = ClipTokenizer(model.context_length)
 
     def encode_uncached(self, captions: list[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:

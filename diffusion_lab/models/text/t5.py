@@ -50,6 +50,7 @@ class T5TextEncoder(FrozenTextEncoder):
                 f"{model.config.d_model}; set text_encoder.width to it"
             )
         self.held = Held(model)
+        self.folder = folder
         self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         self.max_length = max_length
 
