@@ -141,3 +141,19 @@ def test_gradient_checkpointing_gives_the_same_gradients():
         net(x, t, text=encoder(CAPTIONS[:2])).square().sum().backward()
         grads.append(torch.cat([p.grad.flatten() for p in net.parameters()]))
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-9, atol=1e-12)
+
+
+def test_a_text_unet_does_not_convert_to_a_unet2dmodel():
+    from diffusion_lab.interop.diffusers_config import diffusers_config
+
+    net = {
+        "_target_": "diffusion_lab.models.UNetModel",
+        "image_size": 8,
+        "in_channels": 3,
+        "model_channels": 32,
+        "num_res_blocks": 1,
+        "attention_resolutions": [],
+        "text_channels": 16,
+    }
+    with pytest.raises(ConfigError, match="text-conditioned"):
+        diffusers_config(net, learn_sigma=False)
