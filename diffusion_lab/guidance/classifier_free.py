@@ -3,6 +3,14 @@
 import torch
 
 
+def guided_output(both: torch.Tensor, channels: int, scale: float) -> torch.Tensor:
+    """The doubled batch's outputs [2N, C_out, ...] (conditional first) -> ε_u + w·(ε_c − ε_u)
+    on the first `channels` channels, the conditional pass's on the rest (learned variances)."""
+    cond, uncond = both.chunk(2)
+    guided = uncond[:, :channels] + scale * (cond[:, :channels] - uncond[:, :channels])
+    return torch.cat([guided, cond[:, channels:]], dim=1)
+
+
 class ClassifierFreeGuidance(torch.nn.Module):
     """ε̂ = ε_u + w·(ε_c − ε_u): w = 1 is the conditional model unguided, w = 0 the unconditional.
 
@@ -27,7 +35,4 @@ class ClassifierFreeGuidance(torch.nn.Module):
             return self.model(x, t, y=y, **kwargs)
         null = torch.full_like(y, self.null_label)
         both = self.model(torch.cat([x, x]), torch.cat([t, t]), y=torch.cat([y, null]), **kwargs)
-        cond, uncond = both.chunk(2)
-        channels = x.shape[1]
-        guided = uncond[:, :channels] + self.scale * (cond[:, :channels] - uncond[:, :channels])
-        return torch.cat([guided, cond[:, channels:]], dim=1)
+        return guided_output(both, x.shape[1], self.scale)

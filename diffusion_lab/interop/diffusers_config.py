@@ -200,6 +200,11 @@ def diffusers_config(net: dict[str, Any], learn_sigma: bool) -> dict[str, Any]:
     """The UNet2DModel config for a lab UNetModel config; ConfigError if diffusers' cannot hold
     it. The lab's null class (label num_classes) is kept: num_class_embeds = num_classes + 1."""
     n = unet_kwargs(net)
+    if n["text_channels"] is not None:
+        raise ConfigError(
+            f"the network is text-conditioned (text_channels={n['text_channels']}): diffusers' "
+            "UNet2DModel has no text conditioning"
+        )
     levels = range(len(n["channel_mult"]))
     widths = [n["model_channels"] * mult for mult in n["channel_mult"]]
     attention = [n["image_size"] // 2**level in n["attention_resolutions"] for level in levels]

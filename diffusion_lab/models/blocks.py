@@ -4,7 +4,7 @@ Feature maps are [N, C, H, W]; timestep embeddings are [N, emb_channels].
 """
 
 import math
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +12,9 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from diffusion_lab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from diffusion_lab.models.text.states import TextStates
 
 NORM_GROUPS = 32
 
@@ -191,8 +194,26 @@ class ResBlock(nn.Module):
         return self.skip(x) + h
 
 
-class AttentionBlock(nn.Module):
-    """Multi-head self-attention over all H·W positions, residual, output projection zeroed."""
+def masked_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """softmax(q·kᵀ/√d)·v over the keys where `key_mask` [N, L_k] is True (all if None);
+    q [N, heads, L_q, d], k and v [N, heads, L_k, d] -> [N, heads, L_q, d]."""
+    mask = None if key_mask is None else key_mask[:, None, None, :]
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+class TextConditionedBlock(nn.Module):
+    """A layer called as `layer(x, text)`, text the captions' TextStates or None."""
+
+
+class AttentionBlock(TextConditionedBlock):
+    """Multi-head self-attention over all H·W positions, residual, output projection zeroed.
+
+    With `encoder_channels` the caption's token states are projected to extra keys and values
+    that every position also attends to, their padding masked out (GLIDE §2.2, its
+    `encoder_kv`); the zeroed output projection keeps the block the identity at initialisation.
+    """
 
     def __init__(
         self,
@@ -200,36 +221,59 @@ class AttentionBlock(nn.Module):
         num_heads: int = 1,
         num_head_channels: int = -1,
         conventions: Conventions = "adm",
+        encoder_channels: int | None = None,
     ):
         super().__init__()
         self.num_heads = head_count(channels, num_heads, num_head_channels)
         self.norm = normalization(channels, conventions)
         self.qkv = nn.Linear(channels, 3 * channels)
+        if encoder_channels is not None:
+            self.encoder_kv = nn.Linear(encoder_channels, 2 * channels)
+        else:
+            self.encoder_kv = None
         self.proj_out = zero_module(nn.Linear(channels, channels))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, text: "TextStates | None" = None) -> torch.Tensor:
         n, c, height, width = x.shape
         length, head_dim = height * width, c // self.num_heads
         tokens = self.norm(x).flatten(2).transpose(1, 2)  # [N, HW, C]
         qkv = self.qkv(tokens).view(n, length, 3, self.num_heads, head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [N, heads, HW, head_dim]
-        a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, length, c)
+        key_mask = None
+        if self.encoder_kv is not None:
+            kv = self.encoder_kv(text.tokens).view(n, -1, 2, self.num_heads, head_dim)
+            text_k, text_v = kv.permute(2, 0, 3, 1, 4)  # each [N, heads, L, head_dim]
+            k, v = torch.cat([text_k, k], dim=2), torch.cat([text_v, v], dim=2)
+            key_mask = torch.cat([text.mask, text.mask.new_ones(n, length)], dim=1)
+        a = masked_attention(q, k, v, key_mask).transpose(1, 2).reshape(n, length, c)
         return x + self.proj_out(a).transpose(1, 2).view(n, c, height, width)
 
 
 class TimestepEmbedSequential(nn.Sequential):
-    """A sequence of layers; the residual blocks among them also get the timestep embedding."""
+    """A sequence of layers; the residual blocks among them also get the timestep embedding,
+    the text-conditioned ones the captions' states."""
 
-    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, emb: torch.Tensor, text: "TextStates | None" = None
+    ) -> torch.Tensor:
         for layer in self:
-            x = layer(x, emb) if isinstance(layer, ResBlock) else layer(x)
+            if isinstance(layer, ResBlock):
+                x = layer(x, emb)
+            elif isinstance(layer, TextConditionedBlock):
+                x = layer(x, text)
+            else:
+                x = layer(x)
         return x
 
 
 def run_block(
-    block: TimestepEmbedSequential, x: torch.Tensor, emb: torch.Tensor, use_checkpoint: bool
+    block: TimestepEmbedSequential,
+    x: torch.Tensor,
+    emb: torch.Tensor,
+    use_checkpoint: bool,
+    text: "TextStates | None" = None,
 ) -> torch.Tensor:
     """Applies `block`, recomputing its activations in backward when `use_checkpoint`."""
     if use_checkpoint and torch.is_grad_enabled():
-        return checkpoint(block, x, emb, use_reentrant=False)
-    return block(x, emb)
+        return checkpoint(block, x, emb, text, use_reentrant=False)
+    return block(x, emb, text)

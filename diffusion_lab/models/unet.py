@@ -1,8 +1,9 @@
 """The DDPM / Improved DDPM / ADM U-Net (Ho et al. 2020 App. B; Nichol & Dhariwal 2021;
-Dhariwal & Nichol 2021 §3): ε_θ(x_t, t[, y]) as [N, C_out, H, W]."""
+Dhariwal & Nichol 2021 §3): ε_θ(x_t, t[, y][, caption]) as [N, C_out, H, W]."""
 
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,11 @@ from diffusion_lab.models.blocks import (
     run_block,
     zero_module,
 )
+from diffusion_lab.models.cross_attention import SpatialTransformer
+from diffusion_lab.models.text.states import TextStates
+
+TextMode = Literal["glide", "cross_attention"]
+TEXT_MODES = get_args(TextMode)
 
 
 def attention_downsample_rates(
@@ -44,6 +50,17 @@ def attention_downsample_rates(
             f"resolutions are {resolutions}"
         )
     return {image_size // r for r in attention_resolutions}
+
+
+def check_text(text_channels: int | None, text_mode: str) -> None:
+    if text_mode not in TEXT_MODES:
+        raise ConfigError(f"text_mode={text_mode!r} is not one of {list(TEXT_MODES)}")
+    bad = isinstance(text_channels, bool) or not isinstance(text_channels, int | None)
+    if bad or (text_channels is not None and text_channels <= 0):
+        raise ConfigError(
+            f"text_channels={text_channels!r} must be the text encoder's width (an integer > 0) "
+            "or null (no text conditioning)"
+        )
 
 
 def check_widths(model_channels: int, channel_mult: Sequence[int]) -> None:
@@ -113,6 +130,12 @@ class UNetModel(nn.Module):
         resblock_updown: BigGAN-style residual blocks for up/downsampling (ADM).
         conventions: "adm", or "ddpm_tf" for weights trained with Ho et al.'s TensorFlow code
             (google/ddpm-*): its timestep embedding, GroupNorm eps and stride-2 padding.
+        text_channels: conditioned on captions whose TextStates have this width D (the text
+            encoder's); None: no text conditioning, and nothing of it in the network.
+        text_mode: "glide" — the token states as extra keys/values of every attention block,
+            the pooled state projected and added to the timestep embedding (GLIDE §2.2);
+            "cross_attention" — a SpatialTransformer in place of each attention block (Stable
+            Diffusion §3.3). Both text projections into the U-Net start at zero.
     """
 
     def __init__(
@@ -134,13 +157,17 @@ class UNetModel(nn.Module):
         use_scale_shift_norm: bool = False,
         resblock_updown: bool = False,
         conventions: Conventions = "adm",
+        text_channels: int | None = None,
+        text_mode: TextMode = "glide",
     ):
         super().__init__()
         check_conventions(conventions)
+        check_text(text_channels, text_mode)
         channel_mult = tuple(channel_mult)
         attention_ds = attention_downsample_rates(image_size, channel_mult, attention_resolutions)
         check_widths(model_channels, channel_mult)
         self.num_classes = num_classes
+        self.text_channels = text_channels
         self.use_checkpoint = use_checkpoint
         self.out_channels = (out_channels or in_channels) * (2 if learn_sigma else 1)
 
@@ -149,6 +176,9 @@ class UNetModel(nn.Module):
         self.label_emb = (
             nn.Embedding(num_classes + 1, emb_channels) if num_classes is not None else None
         )
+        if text_channels is not None and text_mode == "glide":
+            # GLIDE's name; zeroed, so that at initialisation the caption changes nothing
+            self.transformer_proj = zero_module(nn.Linear(text_channels, emb_channels))
 
         make_resblock = partial(
             ResBlock,
@@ -163,6 +193,17 @@ class UNetModel(nn.Module):
             num_head_channels=num_head_channels,
             conventions=conventions,
         )
+        if text_channels is not None:
+            if text_mode == "glide":
+                make_attention = partial(make_attention, encoder_channels=text_channels)
+            else:
+                make_attention = partial(
+                    SpatialTransformer,
+                    context_dim=text_channels,
+                    num_heads=num_heads,
+                    num_head_channels=num_head_channels,
+                    conventions=conventions,
+                )
         self.input_blocks, self.middle_block, widths = build_encoder_half(
             in_channels=in_channels,
             model_channels=model_channels,
@@ -193,9 +234,14 @@ class UNetModel(nn.Module):
         self.out_conv = zero_module(nn.Conv2d(ch, self.out_channels, 3, padding=1))
 
     def forward(
-        self, x: torch.Tensor, timesteps: torch.Tensor, y: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        timesteps: torch.Tensor,
+        y: torch.Tensor | None = None,
+        text: TextStates | None = None,
     ) -> torch.Tensor:
-        """x [N, C, H, W], timesteps [N] (may be fractional), y [N] labels -> [N, C_out, H, W]."""
+        """x [N, C, H, W], timesteps [N] (may be fractional), y [N] labels, text the captions'
+        TextStates (N of them) -> [N, C_out, H, W]."""
         emb = self.time_embed(timesteps)
         if self.label_emb is not None:
             if y is None:
@@ -206,12 +252,24 @@ class UNetModel(nn.Module):
             emb = emb + self.label_emb(y)
         elif y is not None:
             raise ValueError("this U-Net is unconditional (num_classes=None): y must be None")
+        if self.text_channels is not None:
+            if text is None:
+                raise ValueError(
+                    "this U-Net is text-conditioned: pass text=TextStates of the captions, the "
+                    "empty caption's for unconditional"
+                )
+            text = text.to(emb.dtype)
+            if hasattr(self, "transformer_proj"):
+                emb = emb + self.transformer_proj(text.pooled)
+        elif text is not None:
+            raise ValueError("this U-Net is not text-conditioned (text_channels=None): text=None")
 
         skips, h = [], x
         for block in self.input_blocks:
-            h = run_block(block, h, emb, self.use_checkpoint)
+            h = run_block(block, h, emb, self.use_checkpoint, text)
             skips.append(h)
-        h = run_block(self.middle_block, h, emb, self.use_checkpoint)
+        h = run_block(self.middle_block, h, emb, self.use_checkpoint, text)
         for block in self.output_blocks:
-            h = run_block(block, torch.cat([h, skips.pop()], dim=1), emb, self.use_checkpoint)
+            h = torch.cat([h, skips.pop()], dim=1)
+            h = run_block(block, h, emb, self.use_checkpoint, text)
         return self.out_conv(F.silu(self.out_norm(h), inplace=True))

@@ -13,7 +13,16 @@ OPTIONS = sorted(p.stem for p in CONF.glob("*.yaml"))
 
 
 def test_every_datamodule_has_an_option():
-    assert OPTIONS == ["celeba", "cifar10", "digits", "fashion_mnist", "folder"]
+    assert OPTIONS == [
+        "celeba",
+        "cifar10",
+        "digits",
+        "digits_captions",
+        "fashion_mnist",
+        "fashion_mnist_captions",
+        "folder",
+        "folder_captions",
+    ]
 
 
 @pytest.mark.parametrize("option", OPTIONS)
