@@ -5,6 +5,7 @@ from omegaconf import OmegaConf
 
 from diffusion_lab import CONFIG_DIR
 from diffusion_lab.models import UNetModel
+from diffusion_lab.models.presets import TRAINING_SWITCHES
 from diffusion_lab.models.text import TEXT_ENCODERS
 
 
@@ -24,7 +25,7 @@ def test_digits_text_builds_its_text_unet(tmp_path):
     cfg = composed(tmp_path, "experiment=digits_text")
     assert cfg["data"]["_target_"].endswith("DigitsCaptionsDataModule")
     assert cfg["text_encoder"]["name"] == "transformer" and cfg["cond_drop_prob"] == 0.2
-    net = dict(cfg["model"])
+    net = {k: v for k, v in cfg["model"].items() if k not in TRAINING_SWITCHES}
     assert net.pop("_target_") == "diffusion_lab.models.UNetModel"
     unet = UNetModel(**net)
     assert unet.text_channels == cfg["text_encoder"]["width"] and hasattr(unet, "transformer_proj")
