@@ -67,6 +67,8 @@ class ImageFiles(Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        if not -len(self.files) <= index < len(self.files):
+            raise IndexError(index)  # ends iteration over the dataset
         for offset in range(len(self.files)):
             path = self.files[(index + offset) % len(self.files)]
             try:
