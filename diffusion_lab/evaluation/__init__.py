@@ -6,7 +6,7 @@ reference statistics during training.
 """
 
 from diffusion_lab.evaluation.nll import bits_per_dim, mean_and_stderr
-from diffusion_lab.evaluation.ode_likelihood import ode_bpd
+from diffusion_lab.evaluation.ode_likelihood import ode_bits_per_dim, ode_bpd
 from diffusion_lab.evaluation.reference import (
     PREPROCESSING_VERSION,
     cache_name,
@@ -26,6 +26,7 @@ __all__ = [
     "dataset_name",
     "image_features",
     "mean_and_stderr",
+    "ode_bits_per_dim",
     "ode_bpd",
     "reference_for",
     "reference_key",

@@ -103,6 +103,26 @@ def ode_bpd(
     return -log_p / (x[0].numel() * math.log(2)) + 7
 
 
+def ode_bits_per_dim(
+    model,
+    diffusion,
+    batches,
+    *,
+    device: torch.device | str = "cpu",
+    class_conditional: bool = False,
+    **options,
+) -> torch.Tensor:
+    """`ode_bpd` [N] over `batches` of (images [B, C, H, W] in [−1, 1], labels [B]), as
+    `bits_per_dim` takes them; `options` are ode_bpd's rtol, atol, estimator."""
+    parts = []
+    for images, labels in batches:
+        model_kwargs = {"y": labels.to(device)} if class_conditional else None
+        parts.append(
+            ode_bpd(model, diffusion, images.to(device), model_kwargs=model_kwargs, **options)
+        )
+    return torch.cat(parts).cpu()
+
+
 def _divergence(drift: torch.Tensor, y: torch.Tensor, probe: torch.Tensor | None) -> torch.Tensor:
     """div_y drift [N]: εᵀ(∂drift/∂y)ε with the probe ε, or the exact trace (D backward passes)."""
     if probe is not None:
