@@ -7,6 +7,7 @@ cached reference statistics of the dataset, bounds the test-set NLL in bits/dim,
 """
 
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -38,6 +39,8 @@ from diffusion_lab.sample import generate
 from diffusion_lab.sampling import sample
 from diffusion_lab.targets import RUN_PARTS, check_targets
 
+log = logging.getLogger(__name__)
+
 
 def evaluate(cfg: DictConfig) -> dict | None:
     """Runs the configured evaluation; returns what it wrote to results.json (None on ranks > 0)."""
@@ -62,23 +65,25 @@ def evaluate(cfg: DictConfig) -> dict | None:
             datamodule, cfg.reference.split, extractor, cfg.cache_dir, cfg.feature_batch_size, prc
         )
 
-    per_seed, protocol, seconds = [], None, []
-    for seed in sample_seeds(cfg):
+    per_seed, protocol, seconds, num_samples = [], None, [], None
+    generation = dict.fromkeys(("nfe", "sampler", "guidance", "seconds_per_image"))
+    if not names:
+        log.info("only the NLL was asked for (metrics=%s): drawing no samples", selected)
+    for seed in sample_seeds(cfg) if names else []:
         samples_path, generation = draw_samples(cfg, module, seed)
         images = read_samples(samples_path)
-        scores = {}
-        if names:
-            generated = image_features(images, extractor, cfg.feature_batch_size)
-            scores, protocol = score(generated, reference, names, cfg.features, prc)
+        generated = image_features(images, extractor, cfg.feature_batch_size)
+        scores, protocol = score(generated, reference, names, cfg.features, prc)
         per_seed.append({"seed": seed, "metrics": scores})
         seconds.append(generation["seconds_per_image"])
+        num_samples = len(images)
 
-    metrics, seeds = over_seeds(per_seed)
+    metrics, seeds = over_seeds(per_seed) if per_seed else ({}, None)
     if "nll" in selected:
         metrics |= nll_of_test_split(module, datamodule, cfg.metrics.nll, device, cfg.seed)
     results = {
         "metrics": metrics,
-        "num_samples": len(images),
+        "num_samples": num_samples,
         "nfe": generation["nfe"],
         "sampler": generation["sampler"],
         "guidance": generation["guidance"],
@@ -89,7 +94,7 @@ def evaluate(cfg: DictConfig) -> dict | None:
         "ckpt": None if cfg.ckpt is None else str(resolve_checkpoint(cfg.ckpt).resolve()),
         "step": None if cfg.ckpt is None else checkpoint_step(cfg.ckpt),
         "version": __version__,
-        "seconds_per_image": None if cfg.samples is not None else float(np.mean(seconds)),
+        "seconds_per_image": float(np.mean(seconds)) if generation["nfe"] else None,
     }
     if reference is not None:
         results["reference"] = {
