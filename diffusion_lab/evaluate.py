@@ -34,9 +34,11 @@ from diffusion_lab.evaluation import (
     scores_of,
 )
 from diffusion_lab.metrics import PRCSettings, build_feature_extractor
+from diffusion_lab.progress import Bar, counted
 from diffusion_lab.runs.fit import instantiate_each, is_rank_zero
 from diffusion_lab.sample import generate
 from diffusion_lab.sampling import sample
+from diffusion_lab.stopping import stop_when_told
 from diffusion_lab.targets import RUN_PARTS, check_targets
 
 log = logging.getLogger(__name__)
@@ -62,7 +64,13 @@ def evaluate(cfg: DictConfig) -> dict | None:
     reference = None
     if needs_reference:
         reference = reference_for(
-            datamodule, cfg.reference.split, extractor, cfg.cache_dir, cfg.feature_batch_size, prc
+            datamodule,
+            cfg.reference.split,
+            extractor,
+            cfg.cache_dir,
+            cfg.feature_batch_size,
+            prc,
+            progress=cfg.progress,
         )
 
     per_seed, protocol, seconds, num_samples = [], None, [], None
@@ -72,7 +80,7 @@ def evaluate(cfg: DictConfig) -> dict | None:
     for seed in sample_seeds(cfg) if names else []:
         samples_path, generation = draw_samples(cfg, module, seed)
         images = read_samples(samples_path)
-        generated = image_features(images, extractor, cfg.feature_batch_size)
+        generated = image_features(images, extractor, cfg.feature_batch_size, cfg.progress)
         scores, protocol = score(generated, reference, names, cfg.features, prc)
         per_seed.append({"seed": seed, "metrics": scores})
         seconds.append(generation["seconds_per_image"])
@@ -80,7 +88,7 @@ def evaluate(cfg: DictConfig) -> dict | None:
 
     metrics, seeds = over_seeds(per_seed) if per_seed else ({}, None)
     if "nll" in selected:
-        metrics |= nll_of_test_split(module, datamodule, cfg.metrics.nll, device, cfg.seed)
+        metrics |= nll_of_test_split(module, datamodule, cfg, device)
     results = {
         "metrics": metrics,
         "num_samples": num_samples,
@@ -236,20 +244,22 @@ def read_samples(path: Path) -> np.ndarray:
     return images
 
 
-def nll_of_test_split(module, datamodule, nll: DictConfig, device: torch.device, seed: int) -> dict:
+def nll_of_test_split(module, datamodule, cfg: DictConfig, device: torch.device) -> dict:
     """nll_bpd and nll_bpd_stderr over the test split (or its first `nll.num_images` images)."""
+    nll = cfg.metrics.nll
     test_set = datamodule.reference_dataset("test")
     if nll.num_images is not None:
         test_set = Subset(test_set, range(min(nll.num_images, len(test_set))))
-    torch.manual_seed(seed)  # the x_t ~ q(x_t | x_0) drawn for each term
-    bpd = bits_per_dim(
-        module.diffusion,
-        module.net.to(device),
-        DataLoader(test_set, batch_size=nll.batch_size),
-        device=device,
-        class_conditional=module.num_classes is not None,
-        clip_denoised=nll.clip_denoised,
-    )
+    torch.manual_seed(cfg.seed)  # the x_t ~ q(x_t | x_0) drawn for each term
+    with Bar("NLL", len(test_set), "images", enabled=cfg.progress) as bar:
+        bpd = bits_per_dim(
+            module.diffusion,
+            module.net.to(device),
+            counted(DataLoader(test_set, batch_size=nll.batch_size), bar),
+            device=device,
+            class_conditional=module.num_classes is not None,
+            clip_denoised=nll.clip_denoised,
+        )
     mean, stderr = mean_and_stderr(bpd)
     return {"nll_bpd": mean, "nll_bpd_stderr": stderr}
 
@@ -299,7 +309,7 @@ def report(results: dict) -> list[str]:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    with user_errors():
+    with stop_when_told(), user_errors():
         if is_rank_zero():
             print(f"run dir: {cfg.paths.output_dir}")
         results = evaluate(cfg)

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 from torchvision.utils import save_image
 
+from diffusion_lab.callbacks.progress import PredictionProgress
 from diffusion_lab.checkpoints import load_module
 from diffusion_lab.cli import to_plain, user_errors
 from diffusion_lab.errors import ConfigError
@@ -23,6 +24,7 @@ from diffusion_lab.guidance import ClassifierFreeGuidance, ClassifierGuidance, I
 from diffusion_lab.lightning.classifier import load_classifier
 from diffusion_lab.lightning.generation import NpzSampleWriter, SampleGenerator
 from diffusion_lab.sampling import validate_sampler_config
+from diffusion_lab.stopping import stop_when_told
 
 
 def generate(cfg: DictConfig) -> Path:
@@ -43,13 +45,11 @@ def generate(cfg: DictConfig) -> Path:
         seed=cfg.seed,
         num_classes=num_classes,
         cond_fn=cond_fn,
-        progress=cfg.progress,
     )
     output_dir = Path(cfg.paths.output_dir)
     npz_path = output_dir / "samples.npz"
-    trainer = instantiate(
-        cfg.trainer, logger=False, callbacks=[NpzSampleWriter(npz_path)], enable_progress_bar=False
-    )
+    callbacks = [NpzSampleWriter(npz_path), PredictionProgress(cfg.n, enabled=cfg.progress)]
+    trainer = instantiate(cfg.trainer, logger=False, callbacks=callbacks, enable_progress_bar=False)
     indices = DataLoader(torch.arange(cfg.n), batch_size=cfg.batch_size)
     trainer.predict(generator, dataloaders=indices, return_predictions=False)
     if trainer.is_global_zero and cfg.grid_size > 0:
@@ -127,7 +127,7 @@ def write_grid(npz_path: Path, png_path: Path, count: int) -> None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="sample")
 def main(cfg: DictConfig) -> None:
-    with user_errors():
+    with stop_when_told(), user_errors():
         path = generate(cfg)
         print(f"wrote {path}")
 
