@@ -46,7 +46,9 @@ def stopped_mid_run(process: subprocess.Popen, signum: int) -> tuple[int, str, f
     return process.returncode, stderr, time.monotonic() - sent
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize(
+    "signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)]
+)
 def test_sample_stops_on_a_signal_and_says_how_far_it_got(trained_run, tmp_path, signum):
     run_dir = tmp_path / "sample"
     process = start(
