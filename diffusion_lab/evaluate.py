@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import time
+import zipfile
 from pathlib import Path
 
 import hydra
@@ -234,8 +235,14 @@ def read_samples(path: Path) -> np.ndarray:
     """uint8 images [N, H, W, C] from `arr_0` of an `.npz` (as the ADM evaluator reads them)."""
     if not path.is_file():
         raise DataNotFoundError(f"samples={path} does not exist; pass an .npz of uint8 images")
-    with np.load(path) as arrays:
-        images = arrays["arr_0"]
+    try:
+        with np.load(path) as arrays:
+            images = arrays["arr_0"]
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile):
+        raise ConfigError(
+            f"samples={path} is not an .npz of images; pass one whose arr_0 holds uint8 "
+            "[N, H, W, C] (as `sample` writes)"
+        ) from None
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise ConfigError(
             f"samples={path}: arr_0 must be uint8 [N, H, W, C] with C = 1 or 3, "
