@@ -234,6 +234,8 @@ def compute_metrics(
     if unknown:
         raise ConfigError(f"metrics {sorted(unknown)} are not known; allowed: {list(METRICS)}")
     scores = {}
+    if "fid" in metrics or "kid" in metrics:
+        warn_if_fewer_than_dimensions(len(generated.features), reference.num_samples, reference.mu)
     if "fid" in metrics:
         stats = FeatureStats(generated.features.shape[1])
         stats.update(generated.features)
@@ -248,3 +250,19 @@ def compute_metrics(
         pair = {"precision": result.precision, "recall": result.recall}
         scores |= {name: value for name, value in pair.items() if name in metrics}
     return {metric_key(name, reference.extractor): value for name, value in scores.items()}
+
+
+def warn_if_fewer_than_dimensions(num_generated: int, num_reference: int, mu: np.ndarray) -> None:
+    """A warning when either side has fewer features than dimensions: the covariance is then
+    rank-deficient and FID (KID less so) depends strongly on the sample size."""
+    dimensions = len(mu)
+    if min(num_generated, num_reference) < dimensions:
+        log.warning(
+            "FID/KID on %d generated and %d reference features of %d dimensions: fewer samples "
+            "than dimensions, so the score depends strongly on the sample size; use at least %d "
+            "or compare only scores of the same size",
+            num_generated,
+            num_reference,
+            dimensions,
+            dimensions,
+        )
