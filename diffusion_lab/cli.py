@@ -18,7 +18,10 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
+from diffusion_lab import config_errors
 from diffusion_lab.errors import ConfigError, LabError
+
+config_errors.install()  # before any entry point's @hydra.main runs
 
 
 def _user_error(exc: BaseException) -> LabError | None:

@@ -41,6 +41,8 @@ TABLE = [
     ("train", ["ckpt_path={model.safetensors}"], "ckpt_path="),
     ("train", ["ckpt_path={nope.ckpt}"], "nope.ckpt"),
     ("train", ["resume={empty}"], "resume="),
+    ("train", ["model=nosuch"], "model/nosuch"),
+    ("train", ["trainer.max_steps=[1"], "trainer.max_steps=[1"),
     ("sample", [], "ckpt"),
     ("sample", ["ckpt={nope.ckpt}"], "nope.ckpt"),
     ("sample", ["ckpt={random.ckpt}"], "random.ckpt"),
@@ -48,11 +50,13 @@ TABLE = [
     ("sample", ["ckpt={empty}"], "empty"),
     ("sample", ["ckpt={model.ckpt}", "guidance=classifier"], "guidance.classifier"),
     ("sample", ["ckpt={model.ckpt}", "guidance=cfg"], "guidance=cfg"),
+    ("sample", ["ckpt={model.ckpt}", "sampler=nosuch"], "sampler/nosuch"),
     ("evaluate", [], "ckpt="),
     ("evaluate", ["ckpt={random.ckpt}", "features=digits"], "random.ckpt"),
     ("evaluate", ["samples={notes.txt}", "data=digits", "features=digits"], "notes.txt"),
     ("evaluate", ["samples={nope.ckpt}", "metrics=[is]", "features=digits"], "nope.ckpt"),
     ("evaluate", ["metrics=[nll]", "samples={notes.txt}"], "ckpt="),
+    ("evaluate", ["ckpt={model.ckpt}", "metrics=[nosuch]"], "metrics/nosuch"),
     ("export", ["{nope.ckpt}"], "nope.ckpt"),
     ("export", ["{random.ckpt}", "{root}/out.safetensors"], "random.ckpt"),
     ("export", ["{notes.txt}", "{root}/out.safetensors"], "notes.txt"),
@@ -64,6 +68,7 @@ TABLE = [
     ("convert", ["to-diffusers", "{random.ckpt}", "--out", "{root}/d"], "random.ckpt"),
     ("train_classifier", ["ckpt_path={random.ckpt}", *TINY_CLASSIFIER], "random.ckpt"),
     ("train_classifier", ["ckpt_path={model.safetensors}", *TINY_CLASSIFIER], "ckpt_path="),
+    ("train_classifier", ["data=nosuch"], "data/nosuch"),
 ]
 
 
