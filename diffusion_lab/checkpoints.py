@@ -52,7 +52,7 @@ def load_checkpoint(path: str | Path, mmap: bool = False) -> dict:
             f"refusing to load {path}: it holds {found.group(1)}, not only tensors and plain "
             "values; a lab checkpoint never does"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError):
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, IndexError):
         raise CheckpointError(
             f"{path} is not a readable checkpoint: truncated or corrupt"
         ) from None

@@ -16,15 +16,22 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
-from diffusion_lab.errors import LabError
+from diffusion_lab import config_errors
+from diffusion_lab.errors import ConfigError, LabError
+
+config_errors.install()  # before any entry point's @hydra.main runs
 
 
 def _user_error(exc: BaseException) -> LabError | None:
-    """The `LabError` behind `exc`, looking through Hydra's instantiation wrappers."""
+    """The `LabError` behind `exc`, looking through Hydra's instantiation wrappers; a config key
+    left `???` that the command needs is one too."""
     while exc is not None:
         if isinstance(exc, LabError):
             return exc
+        if isinstance(exc, MissingMandatoryValue):
+            return ConfigError(f"{exc.full_key} is required: pass {exc.full_key}=<value>")
         if not isinstance(exc, InstantiationException):
             return None
         exc = exc.__cause__

@@ -8,8 +8,10 @@ cached reference statistics of the dataset, bounds the test-set NLL in bits/dim,
 """
 
 import json
+import logging
 import math
 import time
+import zipfile
 from pathlib import Path
 
 import hydra
@@ -36,10 +38,14 @@ from diffusion_lab.evaluation import (
 )
 from diffusion_lab.evaluation.ode_likelihood import ESTIMATORS as ODE_ESTIMATORS
 from diffusion_lab.metrics import PRCSettings, build_feature_extractor
+from diffusion_lab.progress import Bar, counted
 from diffusion_lab.runs.fit import instantiate_each, is_rank_zero
 from diffusion_lab.sample import generate
 from diffusion_lab.sampling import sample
+from diffusion_lab.stopping import stop_when_told
 from diffusion_lab.targets import RUN_PARTS, check_targets
+
+log = logging.getLogger(__name__)
 
 
 def evaluate(cfg: DictConfig) -> dict | None:
@@ -63,28 +69,36 @@ def evaluate(cfg: DictConfig) -> dict | None:
     reference = None
     if needs_reference:
         reference = reference_for(
-            datamodule, cfg.reference.split, extractor, cfg.cache_dir, cfg.feature_batch_size, prc
+            datamodule,
+            cfg.reference.split,
+            extractor,
+            cfg.cache_dir,
+            cfg.feature_batch_size,
+            prc,
+            progress=cfg.progress,
         )
 
-    per_seed, protocol, seconds = [], None, []
-    for seed in sample_seeds(cfg):
+    per_seed, protocol, seconds, num_samples = [], None, [], None
+    generation = dict.fromkeys(("nfe", "sampler", "guidance", "seconds_per_image"))
+    if not names:
+        log.info("only the NLL was asked for (metrics=%s): drawing no samples", selected)
+    for seed in sample_seeds(cfg) if names else []:
         samples_path, generation = draw_samples(cfg, module, seed)
         images = read_samples(samples_path)
-        scores = {}
-        if names:
-            generated = image_features(images, extractor, cfg.feature_batch_size)
-            scores, protocol = score(generated, reference, names, cfg.features, prc)
+        generated = image_features(images, extractor, cfg.feature_batch_size, cfg.progress)
+        scores, protocol = score(generated, reference, names, cfg.features, prc)
         per_seed.append({"seed": seed, "metrics": scores})
         seconds.append(generation["seconds_per_image"])
+        num_samples = len(images)
 
-    metrics, seeds = over_seeds(per_seed)
+    metrics, seeds = over_seeds(per_seed) if per_seed else ({}, None)
     if "nll" in selected:
-        metrics |= nll_of_test_split(module, datamodule, cfg.metrics.nll, device, cfg.seed)
+        metrics |= nll_of_test_split(module, datamodule, cfg, device)
     if "nll_ode" in selected:
-        metrics |= nll_ode_of_test_split(module, datamodule, cfg.metrics.nll_ode, device, cfg.seed)
+        metrics |= nll_ode_of_test_split(module, datamodule, cfg, device)
     results = {
         "metrics": metrics,
-        "num_samples": len(images),
+        "num_samples": num_samples,
         "nfe": generation["nfe"],
         "sampler": generation["sampler"],
         "guidance": generation["guidance"],
@@ -95,7 +109,7 @@ def evaluate(cfg: DictConfig) -> dict | None:
         "ckpt": None if cfg.ckpt is None else str(resolve_checkpoint(cfg.ckpt).resolve()),
         "step": None if cfg.ckpt is None else checkpoint_step(cfg.ckpt),
         "version": __version__,
-        "seconds_per_image": None if cfg.samples is not None else float(np.mean(seconds)),
+        "seconds_per_image": float(np.mean(seconds)) if generation["nfe"] else None,
     }
     if reference is not None:
         results["reference"] = {
@@ -236,8 +250,14 @@ def read_samples(path: Path) -> np.ndarray:
     """uint8 images [N, H, W, C] from `arr_0` of an `.npz` (as the ADM evaluator reads them)."""
     if not path.is_file():
         raise DataNotFoundError(f"samples={path} does not exist; pass an .npz of uint8 images")
-    with np.load(path) as arrays:
-        images = arrays["arr_0"]
+    try:
+        with np.load(path) as arrays:
+            images = arrays["arr_0"]
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile):
+        raise ConfigError(
+            f"samples={path} is not an .npz of images; pass one whose arr_0 holds uint8 "
+            "[N, H, W, C] (as `sample` writes)"
+        ) from None
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise ConfigError(
             f"samples={path}: arr_0 must be uint8 [N, H, W, C] with C = 1 or 3, "
@@ -246,40 +266,44 @@ def read_samples(path: Path) -> np.ndarray:
     return images
 
 
-def nll_of_test_split(module, datamodule, nll: DictConfig, device: torch.device, seed: int) -> dict:
+def nll_of_test_split(module, datamodule, cfg: DictConfig, device: torch.device) -> dict:
     """nll_bpd and nll_bpd_stderr over the test split (or its first `nll.num_images` images)."""
+    nll = cfg.metrics.nll
     test_set = datamodule.reference_dataset("test")
     if nll.num_images is not None:
         test_set = Subset(test_set, range(min(nll.num_images, len(test_set))))
-    torch.manual_seed(seed)  # the x_t ~ q(x_t | x_0) drawn for each term
-    bpd = bits_per_dim(
-        module.diffusion,
-        module.net.to(device),
-        DataLoader(test_set, batch_size=nll.batch_size),
-        device=device,
-        class_conditional=module.num_classes is not None,
-        clip_denoised=nll.clip_denoised,
-    )
+    torch.manual_seed(cfg.seed)  # the x_t ~ q(x_t | x_0) drawn for each term
+    with Bar("NLL", len(test_set), "images", enabled=cfg.progress) as bar:
+        bpd = bits_per_dim(
+            module.diffusion,
+            module.net.to(device),
+            counted(DataLoader(test_set, batch_size=nll.batch_size), bar),
+            device=device,
+            class_conditional=module.num_classes is not None,
+            clip_denoised=nll.clip_denoised,
+        )
     mean, stderr = mean_and_stderr(bpd)
     return {"nll_bpd": mean, "nll_bpd_stderr": stderr}
 
 
-def nll_ode_of_test_split(module, datamodule, nll: DictConfig, device, seed: int) -> dict:
+def nll_ode_of_test_split(module, datamodule, cfg: DictConfig, device: torch.device) -> dict:
     """nll_ode_bpd and nll_ode_bpd_stderr by the probability-flow ODE, like nll_of_test_split."""
+    nll = cfg.metrics.nll_ode
     test_set = datamodule.reference_dataset("test")
     if nll.num_images is not None:
         test_set = Subset(test_set, range(min(nll.num_images, len(test_set))))
-    torch.manual_seed(seed)  # the dequantisation noise and the trace probes
-    bpd = ode_bits_per_dim(
-        module.net.to(device),
-        module.diffusion,
-        DataLoader(test_set, batch_size=nll.batch_size),
-        device=device,
-        class_conditional=module.num_classes is not None,
-        rtol=nll.rtol,
-        atol=nll.atol,
-        estimator=nll.estimator,
-    )
+    torch.manual_seed(cfg.seed)  # the dequantisation noise and the trace probes
+    with Bar("ODE NLL", len(test_set), "images", enabled=cfg.progress) as bar:
+        bpd = ode_bits_per_dim(
+            module.net.to(device),
+            module.diffusion,
+            counted(DataLoader(test_set, batch_size=nll.batch_size), bar),
+            device=device,
+            class_conditional=module.num_classes is not None,
+            rtol=nll.rtol,
+            atol=nll.atol,
+            estimator=nll.estimator,
+        )
     mean, stderr = mean_and_stderr(bpd)
     return {"nll_ode_bpd": mean, "nll_ode_bpd_stderr": stderr}
 
@@ -329,7 +353,7 @@ def report(results: dict) -> list[str]:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    with user_errors():
+    with stop_when_told(), user_errors():
         if is_rank_zero():
             print(f"run dir: {cfg.paths.output_dir}")
         results = evaluate(cfg)

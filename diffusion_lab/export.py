@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 
 from diffusion_lab.checkpoints import lab_checkpoint, resolve_checkpoint
 from diffusion_lab.cli import user_errors
+from diffusion_lab.stopping import stop_when_told
 
 PREFIX = "net."
 
@@ -41,7 +42,7 @@ def main() -> None:
     parser.add_argument("checkpoint", help="a .ckpt file or a run dir")
     parser.add_argument("out", nargs="?", help="output file (default: <run dir>/ema.safetensors)")
     args = parser.parse_args()
-    with user_errors():
+    with stop_when_told(), user_errors():
         checkpoint = resolve_checkpoint(args.checkpoint)
         out = args.out or checkpoint.parent.parent / "ema.safetensors"
         print(f"wrote {export_ema(checkpoint, out)}")

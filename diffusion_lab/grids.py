@@ -29,3 +29,16 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int, scale: int | No
         images = F.interpolate(images.float(), scale_factor=factor, mode="nearest")
     save_image(images, path, nrow=nrow, padding=PADDING * factor, pad_value=1.0)
     return Path(path)
+
+
+def class_rows(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Images [N, C, H, W] in [0, 1] laid out one row per class 0..K-1 with K columns (fewer
+    when no class has K samples), white where a class has fewer; and the row length."""
+    num_classes = int(labels.max()) + 1
+    per_row = min(num_classes, int(torch.bincount(labels).max()))
+    rows = []
+    for label in range(num_classes):
+        row = images[labels == label][:per_row]
+        blank = torch.ones((per_row - len(row), *images.shape[1:]), dtype=images.dtype)
+        rows.append(torch.cat([row, blank]))
+    return torch.cat(rows), per_row

@@ -14,15 +14,17 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
-from torchvision.utils import save_image
 
+from diffusion_lab.callbacks.progress import PredictionProgress
 from diffusion_lab.checkpoints import load_module
 from diffusion_lab.cli import to_plain, user_errors
 from diffusion_lab.errors import ConfigError
+from diffusion_lab.grids import class_rows, save_grid
 from diffusion_lab.guidance import ClassifierFreeGuidance, ClassifierGuidance, IgnoreLabels
 from diffusion_lab.lightning.classifier import load_classifier
 from diffusion_lab.lightning.generation import NpzSampleWriter, SampleGenerator
 from diffusion_lab.sampling import validate_sampler_config
+from diffusion_lab.stopping import stop_when_told
 
 
 def generate(cfg: DictConfig) -> Path:
@@ -43,17 +45,15 @@ def generate(cfg: DictConfig) -> Path:
         seed=cfg.seed,
         num_classes=num_classes,
         cond_fn=cond_fn,
-        progress=cfg.progress,
     )
     output_dir = Path(cfg.paths.output_dir)
     npz_path = output_dir / "samples.npz"
-    trainer = instantiate(
-        cfg.trainer, logger=False, callbacks=[NpzSampleWriter(npz_path)], enable_progress_bar=False
-    )
+    callbacks = [NpzSampleWriter(npz_path), PredictionProgress(cfg.n, enabled=cfg.progress)]
+    trainer = instantiate(cfg.trainer, logger=False, callbacks=callbacks, enable_progress_bar=False)
     indices = DataLoader(torch.arange(cfg.n), batch_size=cfg.batch_size)
     trainer.predict(generator, dataloaders=indices, return_predictions=False)
     if trainer.is_global_zero and cfg.grid_size > 0:
-        write_grid(npz_path, output_dir / "grid.png", cfg.grid_size)
+        write_grid(npz_path, output_dir / "grid.png", cfg.grid_size, cfg.get("grid_scale"))
     return npz_path
 
 
@@ -101,33 +101,25 @@ def check_classifier(module, classifier) -> None:
         )
 
 
-def write_grid(npz_path: Path, png_path: Path, count: int) -> None:
-    """About `count` samples of an `.npz` as a PNG grid.
+def write_grid(npz_path: Path, png_path: Path, count: int, scale: int | None = None) -> None:
+    """Samples of an `.npz` as a PNG grid, scaled up by `scale` (None: to ~512 px; grids.py).
 
-    With labels (`arr_1`): one row per class, count // K samples of that class per row (at least
-    one). Without: the first `count` samples, square-ish.
+    With labels (`arr_1`): one row per class of K samples of that class (`class_rows`). Without:
+    the first `count` samples, square-ish.
     """
     arrays = np.load(npz_path)
-    images = torch.from_numpy(arrays["arr_0"]).permute(0, 3, 1, 2)
+    images = torch.from_numpy(arrays["arr_0"]).permute(0, 3, 1, 2).float() / 255
     if "arr_1" in arrays:
-        labels = torch.from_numpy(arrays["arr_1"])
-        num_classes = int(labels.max()) + 1
-        nrow = max(count // num_classes, 1)
-        rows = []
-        for label in range(num_classes):
-            row = images[labels == label][:nrow]
-            blank = torch.full((nrow - len(row), *images.shape[1:]), 255, dtype=images.dtype)
-            rows.append(torch.cat([row, blank]))
-        images = torch.cat(rows)
+        images, nrow = class_rows(images, torch.from_numpy(arrays["arr_1"]).long())
     else:
         images = images[:count]
         nrow = math.ceil(math.sqrt(len(images)))
-    save_image(images.float() / 255, png_path, nrow=nrow, padding=1)
+    save_grid(images, png_path, nrow, scale)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="sample")
 def main(cfg: DictConfig) -> None:
-    with user_errors():
+    with stop_when_told(), user_errors():
         path = generate(cfg)
         print(f"wrote {path}")
 

@@ -1,4 +1,5 @@
-"""One progress bar over the whole run: optimizer steps out of `max_steps`, with rate and ETA.
+"""One progress bar over the whole run: optimizer steps out of `max_steps`, with rate and ETA;
+and one over the samples a prediction run draws (`PredictionProgress`).
 
 Lightning's bars count batches per epoch ("Epoch 153/-2" when training is bounded by steps). In
 a terminal this draws a rich bar; otherwise (a log file, a cluster job) it writes a line every
@@ -10,8 +11,10 @@ import sys
 import time
 
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks import Callback, ProgressBar
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from diffusion_lab.progress import Bar
 
 log = logging.getLogger(__name__)
 
@@ -79,3 +82,27 @@ class StepProgressBar(ProgressBar):
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         self.on_train_end(trainer, pl_module)
+
+
+class PredictionProgress(Callback):
+    """One bar over the `total` samples of a prediction run: each process counts its share
+    (the unrepeated distributed sampler's indices rank, rank + world size, ...); rank 0 shows it."""
+
+    def __init__(self, total: int, enabled: bool = True):
+        self.total, self.enabled = total, enabled
+        self.bar: Bar | None = None
+
+    def on_predict_start(self, trainer, pl_module) -> None:
+        share = len(range(trainer.global_rank, self.total, trainer.world_size))
+        shown = self.enabled and trainer.is_global_zero
+        self.bar = Bar("sampling", share, "samples", enabled=shown)
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *args) -> None:
+        self.bar.advance(len(batch))
+
+    def on_predict_end(self, trainer, pl_module) -> None:
+        self.bar.close()
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -69,11 +69,12 @@ def reference_for(
     cache_dir: str | os.PathLike,
     batch_size: int = 250,
     prc: PRCSettings | None = None,
+    progress: bool = False,
 ) -> ReferenceStats:
     """Statistics of `split` read without augmentation (`reference_dataset`), cached in
     `cache_dir` as `cache_name` under `reference_key`; computed when missing or stale. With
     `prc`, they hold the features of its `num_reference` subset images (seed `prc.seed`).
-    The datamodule's `prepare_data` must have run."""
+    The datamodule's `prepare_data` must have run. `progress`: a bar over the images read."""
     return reference_stats(
         cache_name(datamodule, split, extractor.name),
         functools.partial(datamodule.reference_dataset, split),
@@ -83,4 +84,5 @@ def reference_for(
         batch_size=batch_size,
         num_pr_features=0 if prc is None else prc.num_reference,
         pr_seed=0 if prc is None else prc.seed,
+        progress=progress,
     )

@@ -17,6 +17,7 @@ from diffusion_lab.metrics import (
     metric_key,
     subset_precision_recall,
 )
+from diffusion_lab.progress import Bar, counted
 
 # What each sample metric of `metrics=[...]` reports (`nll` is the likelihood, not a sample metric).
 SAMPLE_METRICS = {"fid": ("fid",), "kid": ("kid",), "is": ("is",), "prc": ("precision", "recall")}
@@ -28,11 +29,18 @@ def scores_of(selected: Iterable[str]) -> list[str]:
 
 
 def image_features(
-    images: np.ndarray, extractor: FeatureExtractor, batch_size: int = 250
+    images: np.ndarray, extractor: FeatureExtractor, batch_size: int = 250, progress: bool = False
 ) -> Features:
-    """Features of uint8 images [N, H, W, C] (the `.npz` layout of the ADM evaluator)."""
+    """Features of uint8 images [N, H, W, C] (the `.npz` layout of the ADM evaluator);
+    `progress`: a bar over the images."""
     pixels = torch.from_numpy(images).permute(0, 3, 1, 2)
-    return Features.cat(list(extract_features(extractor, pixels.split(batch_size))))
+    bar = Bar("sample features", len(pixels), "images") if progress else None
+    features = Features.cat(
+        list(extract_features(extractor, counted(pixels.split(batch_size), bar)))
+    )
+    if bar is not None:
+        bar.close()
+    return features
 
 
 def score(

@@ -10,6 +10,7 @@ from diffusion_lab.figures.nfe import plot_quality_vs_nfe
 from diffusion_lab.figures.results import curve_metrics, format_table, load_results
 from diffusion_lab.figures.steps import plot_quality_vs_step
 from diffusion_lab.metrics import METRICS, metric_key
+from diffusion_lab.stopping import stop_when_told
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -36,7 +37,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    with user_errors():
+    with stop_when_told(), user_errors():
         results = load_results(args.runs)
         if args.kind == "nfe":
             metrics = args.metric or curve_metrics(results)

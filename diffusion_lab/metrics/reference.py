@@ -26,6 +26,7 @@ from diffusion_lab.metrics.scores import (
     inception_score,
     kernel_inception_distance,
 )
+from diffusion_lab.progress import Bar, counted
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ def reference_stats(
     batch_size: int = 250,
     num_pr_features: int = 50_000,
     pr_seed: int = 0,
+    progress: bool = False,
 ) -> ReferenceStats:
     """Statistics of `data` under `extractor`: read from `<cache_dir>/<name>.npz`, or computed
     once and saved there.
@@ -114,7 +116,7 @@ def reference_stats(
     network's name and weights' SHA-256 are added to it. A cached file is used only if its key
     is the same, else it is recomputed (one log line says why). Precision/recall keep the
     features of `num_pr_features` images (at most all), `random_subset` of seed `pr_seed`; a
-    cache holding fewer is extended.
+    cache holding fewer is extended. `progress`: a bar (or log lines) over the images read.
     """
     path = Path(cache_dir) / f"{name}.npz"
     key = json.loads(json.dumps(key or {}, sort_keys=True))  # tuples -> lists, as stored
@@ -129,10 +131,12 @@ def reference_stats(
         return cached
     dataset = data() if callable(data) else data
     if cached is not None and len(dataset) == cached.num_samples:
-        reference = with_pr_subset(cached, dataset, extractor, num_pr_features, pr_seed, batch_size)
+        reference = with_pr_subset(
+            cached, dataset, extractor, num_pr_features, pr_seed, batch_size, progress
+        )
     else:
         reference = compute_reference(
-            name, dataset, extractor, key, num_pr_features, pr_seed, batch_size
+            name, dataset, extractor, key, num_pr_features, pr_seed, batch_size, progress
         )
     reference.save(path)
     return reference
@@ -154,6 +158,7 @@ def compute_reference(
     num_pr_features: int,
     pr_seed: int,
     batch_size: int,
+    progress: bool = False,
 ) -> ReferenceStats:
     """mu and sigma over every image of `dataset`, and the precision/recall subset's features
     (kept on the way, in subset order)."""
@@ -163,11 +168,15 @@ def compute_reference(
     position[chosen] = torch.arange(len(chosen))
     kept = np.empty((len(chosen), extractor.num_features), np.float32)
     stats = FeatureStats(extractor.num_features)
-    for part in extract_features(extractor, image_batches(dataset, batch_size)):
+    bar = Bar("reference features", num_images, "images") if progress else None
+    batches = counted(image_batches(dataset, batch_size), bar)
+    for part in extract_features(extractor, batches):
         features = part.features.cpu()
         where = position[stats.count : stats.count + len(features)]
         stats.update(features)
         kept[where[where >= 0].numpy()] = features[where >= 0].numpy()
+    if bar is not None:
+        bar.close()
     if stats.count != num_images:
         raise ValueError(f"{name}: read {stats.count} images of a dataset of {num_images}")
     return ReferenceStats(
@@ -189,6 +198,7 @@ def with_pr_subset(
     num_pr_features: int,
     pr_seed: int,
     batch_size: int,
+    progress: bool = False,
 ) -> ReferenceStats:
     """`reference` with the features of `num_pr_features` subset images of seed `pr_seed`: the
     cached ones kept when the seed is the same, only the missing images read."""
@@ -201,9 +211,11 @@ def with_pr_subset(
         have,
     )
     missing = Subset(dataset, chosen[have:].tolist())
-    parts = [
-        p.features.cpu() for p in extract_features(extractor, image_batches(missing, batch_size))
-    ]
+    bar = Bar("reference precision/recall features", len(missing), "images") if progress else None
+    batches = counted(image_batches(missing, batch_size), bar)
+    parts = [p.features.cpu() for p in extract_features(extractor, batches)]
+    if bar is not None:
+        bar.close()
     features = np.concatenate([reference.features[:have], *(p.numpy() for p in parts)])
     return replace(reference, features=features.astype(np.float32), pr_seed=pr_seed)
 
@@ -222,6 +234,8 @@ def compute_metrics(
     if unknown:
         raise ConfigError(f"metrics {sorted(unknown)} are not known; allowed: {list(METRICS)}")
     scores = {}
+    if "fid" in metrics or "kid" in metrics:
+        warn_if_fewer_than_dimensions(len(generated.features), reference.num_samples, reference.mu)
     if "fid" in metrics:
         stats = FeatureStats(generated.features.shape[1])
         stats.update(generated.features)
@@ -236,3 +250,19 @@ def compute_metrics(
         pair = {"precision": result.precision, "recall": result.recall}
         scores |= {name: value for name, value in pair.items() if name in metrics}
     return {metric_key(name, reference.extractor): value for name, value in scores.items()}
+
+
+def warn_if_fewer_than_dimensions(num_generated: int, num_reference: int, mu: np.ndarray) -> None:
+    """A warning when either side has fewer features than dimensions: the covariance is then
+    rank-deficient and FID (KID less so) depends strongly on the sample size."""
+    dimensions = len(mu)
+    if min(num_generated, num_reference) < dimensions:
+        log.warning(
+            "FID/KID on %d generated and %d reference features of %d dimensions: fewer samples "
+            "than dimensions, so the score depends strongly on the sample size; use at least %d "
+            "or compare only scores of the same size",
+            num_generated,
+            num_reference,
+            dimensions,
+            dimensions,
+        )

@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from diffusion_lab.errors import ConfigError
+from diffusion_lab.grids import grid_scale
 from diffusion_lab.guidance import ClassifierFreeGuidance, ClassifierGuidance, IgnoreLabels
 from diffusion_lab.lightning import DiffusionModule
 from diffusion_lab.lightning.classifier import NoisyClassifierModule
@@ -93,13 +94,22 @@ def test_grid_has_one_row_per_class(tmp_path):
     labels = np.arange(20) % 4
     images = np.repeat(labels * 60, 4 * 4).reshape(20, 4, 4, 1).astype(np.uint8)
     np.savez(tmp_path / "samples.npz", images, labels)
-    write_grid(tmp_path / "samples.npz", tmp_path / "grid.png", 12)
+    write_grid(tmp_path / "samples.npz", tmp_path / "grid.png", 12, scale=1)
     grid = np.asarray(Image.open(tmp_path / "grid.png").convert("L"))
-    assert grid.shape == (4 * 5 + 1, 3 * 5 + 1)  # 4 rows (classes) of 3, padding 1
+    assert grid.shape == (4 * 5 + 1, 4 * 5 + 1)  # 4 rows (classes) of 4 (K), padding 1
     for row in range(4):
-        assert (
-            grid[1 + 5 * row : 5 * row + 5, 1:-1][:, [0, 1, 2, 3, 5, 6, 7, 8, 10]] == row * 60
-        ).all()
+        cells = grid[1 + 5 * row : 5 * row + 5, 1:-1]
+        assert (np.delete(cells, [4, 9, 14], axis=1) == row * 60).all()
+
+
+@pytest.mark.parametrize(("n", "columns"), [(100, 10), (20, 2)])
+def test_class_grid_has_k_columns_or_as_many_as_drawn(tmp_path, n, columns):
+    labels = np.arange(n) % 10  # sample i has class i mod K, as `sample` draws them
+    np.savez(tmp_path / "samples.npz", np.zeros((n, 8, 8, 1), np.uint8), labels)
+    write_grid(tmp_path / "samples.npz", tmp_path / "grid.png", 64)  # grid_size does not cut rows
+    width, height = Image.open(tmp_path / "grid.png").size
+    scale = grid_scale(columns, 8)
+    assert (width, height) == ((columns * 9 + 1) * scale, (10 * 9 + 1) * scale)
 
 
 @pytest.mark.slow

@@ -133,3 +133,14 @@ def test_k_needs_more_features_on_each_side(tmp_path):
     reference = reference_stats("few", as_images(torch.randn(3, 2)), Identity(2), tmp_path)
     with pytest.raises(ConfigError, match="k=3 needs more than 3 features on each side"):
         subset_precision_recall(torch.randn(10, 2), reference, PRCSettings())
+
+
+@pytest.mark.parametrize(("generated", "warned"), [(10, True), (40, False)])
+def test_fid_on_fewer_samples_than_dimensions_warns_with_the_numbers(
+    tmp_path, caplog, generated, warned
+):
+    reference = reference_stats("d16", as_images(torch.randn(50, 16)), Identity(16), tmp_path)
+    features = torch.randn(generated, 16)
+    compute_metrics(Features(features, features[:, :1]), reference, ["fid"])
+    found = "10 generated and 50 reference features of 16 dimensions" in caplog.text
+    assert found == warned and ("fewer samples than dimensions" in caplog.text) == warned
