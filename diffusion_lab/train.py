@@ -37,7 +37,7 @@ def check_steps(cfg: DictConfig) -> None:
 
 
 def build_module(cfg: DictConfig) -> DiffusionModule:
-    """The LightningModule from the model, schedule, loss and optimizer groups."""
+    """The LightningModule from the model, schedule, loss, process and optimizer groups."""
     diffusion = {
         "schedule": cfg.schedule.name,
         "num_timesteps": cfg.schedule.num_timesteps,
@@ -55,6 +55,7 @@ def build_module(cfg: DictConfig) -> DiffusionModule:
         cond_drop_prob=cfg.cond_drop_prob,
         max_nonfinite_steps=cfg.max_nonfinite_steps,
         lr_schedule=cfg.lr_schedule,
+        process=to_plain(cfg.process) if "process" in cfg else None,
     )
 
 
