@@ -102,9 +102,17 @@ class DiffusionModule(pl.LightningModule):
     def on_fit_start(self) -> None:
         """`compile`: only the training step's forward, held as a function, not a submodule, so
         `state_dict` keys, EMA's copy of the module, validation and sampling stay eager. Batch
-        shapes are fixed (a smaller last batch compiles once more)."""
+        shapes are fixed (a smaller last batch compiles once more). Then the process fits what
+        it needs from the training images (the cold process's prior of x_T)."""
         if self.compile_net:
             self._compiled_forward = torch.compile(self.net.forward, dynamic=False)
+        if getattr(self.trainer, "datamodule", None) is not None:
+            self.process.prepare(self._train_images())
+
+    def _train_images(self):
+        """The training images, batch by batch, read only if the process asks (lazily)."""
+        for batch in self.trainer.datamodule.train_dataloader():
+            yield batch[0]
 
     def model_kwargs(
         self, labels: torch.Tensor, drop: torch.Tensor | None = None
@@ -247,6 +255,7 @@ class DiffusionModule(pl.LightningModule):
         checkpoint["timestep_sampler"] = self.schedule_sampler.state_dict()
         checkpoint["rng_state"] = rng_state()
         checkpoint["skipped_steps"] = self.skipped_steps
+        checkpoint["process"] = self.process.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "timestep_sampler" in checkpoint:
@@ -254,3 +263,4 @@ class DiffusionModule(pl.LightningModule):
         if "rng_state" in checkpoint:
             set_rng_state(checkpoint["rng_state"])
         self.skipped_steps = checkpoint.get("skipped_steps", 0)
+        self.process.load_state_dict(checkpoint.get("process", {}))

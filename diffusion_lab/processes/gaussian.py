@@ -38,6 +38,15 @@ class GaussianProcess:
     def learns_sigma(self) -> bool:
         return self.diffusion.learns_sigma
 
+    def prepare(self, batches) -> None:
+        """Nothing to fit before training (the batches are not read)."""
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Nothing to restore."""
+
     def training_losses(self, model, x_start, t, model_kwargs=None, noise=None):
         """`GaussianDiffusion.training_losses` at (t, noise); with a min-SNR weighting, `loss` is
         w_t·mse (+ vb for hybrid) and `mse` stays unweighted."""

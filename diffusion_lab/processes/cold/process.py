@@ -1,11 +1,17 @@
 """The cold process: a deterministic degradation D(x_0, t) and a restoration network
 R(x_t, t) ≈ x_0 trained with an L1 or L2 loss (Bansal et al. 2022, eq. 1)."""
 
+from collections.abc import Iterable
+from itertools import islice
+
 import torch
 
 from diffusion_lab.diffusion.losses import mean_flat
 from diffusion_lab.errors import ConfigError
 from diffusion_lab.processes.cold.degradations import create_degradation
+from diffusion_lab.processes.cold.prior import ChannelMeanPrior
+
+PRIOR_IMAGES = 10_000  # training images whose channel means the prior is fitted to
 
 LOSSES = {"l1": lambda error: error.abs(), "l2": lambda error: error**2}
 
@@ -38,6 +44,33 @@ class ColdProcess:
         self.num_timesteps = num_timesteps
         self.loss = loss
         self.degradation = create_degradation(num_timesteps, **dict(degradation))
+        self.prior: ChannelMeanPrior | None = None
+
+    def prepare(self, batches: Iterable[torch.Tensor]) -> None:
+        """Fits the prior of x_T to the channel means of the first training images, unless a
+        checkpoint restored it."""
+        if self.prior is not None:
+            return
+        images, count = [], 0
+        for batch in islice(batches, PRIOR_IMAGES):
+            images.append(batch.cpu())
+            count += len(batch)
+            if count >= PRIOR_IMAGES:
+                break
+        self.prior = ChannelMeanPrior.fit(torch.cat(images)[:PRIOR_IMAGES])
+
+    def x_T(self, noise: torch.Tensor) -> torch.Tensor:
+        """The start of unconditional sampling for noise [N, C, H, W] (`ChannelMeanPrior`)."""
+        if self.prior is None:
+            raise ValueError("the cold process has no prior yet: it is fitted when training starts")
+        return self.prior.x_T(noise)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The fitted prior, for the checkpoint."""
+        return {} if self.prior is None else self.prior.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.prior = ChannelMeanPrior(**state) if state else None
 
     @property
     def diffusion(self) -> "ColdProcess":
