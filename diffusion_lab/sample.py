@@ -32,7 +32,8 @@ def generate(cfg: DictConfig) -> Path:
             f"n and batch_size must be positive, got n={cfg.n}, batch_size={cfg.batch_size}"
         )
     module = load_module(cfg.ckpt)
-    validate_sampler_config(to_plain(cfg.sampler), module.diffusion.num_timesteps)
+    process = module.process
+    validate_sampler_config(to_plain(cfg.sampler), process.num_timesteps, process.kind)
     net_cfg = module.hparams.net
     net, cond_fn, num_classes = guided(module, cfg.guidance)
     generator = SampleGenerator(

@@ -66,7 +66,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             pl.seed_everything(cfg.seed, workers=True)
         check_steps(cfg)
         module = build_module(cfg)  # validates model, schedule and loss before any data is read
-        validate_sampler_config(to_plain(cfg.sampler), cfg.schedule.num_timesteps)
+        process = module.process
+        validate_sampler_config(to_plain(cfg.sampler), process.num_timesteps, process.kind)
         return fit_run(cfg, module, "diffusion_lab.train")
 
 
