@@ -1,12 +1,12 @@
 """A tiny cold-diffusion run on the 8x8 digits: the L1 loss falls and Algorithm 2 restores
-blurred digits closer to the originals than the blurred inputs are."""
+blurred digits closer to the originals (RMSE, SSIM) than the blurred inputs are."""
 
 import torch
 from sklearn.datasets import load_digits
 
 from diffusion_lab.models import UNetModel
 from diffusion_lab.processes import create_process
-from diffusion_lab.processes.cold import cold_sample
+from diffusion_lab.processes.cold import restore
 
 T = 5
 
@@ -14,10 +14,6 @@ T = 5
 def digits() -> torch.Tensor:
     images = torch.from_numpy(load_digits().images).float() / 16 * 2 - 1
     return images.unsqueeze(1)  # [1797, 1, 8, 8] in [-1, 1]
-
-
-def rmse(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(((a - b) ** 2).mean().sqrt())
 
 
 def test_a_tiny_deblurring_run_learns_to_restore():
@@ -54,8 +50,9 @@ def test_a_tiny_deblurring_run_learns_to_restore():
     assert sum(losses[-10:]) < 0.7 * sum(losses[:10])
 
     net.eval()
-    blurred = process.degrade(held_out, torch.full((len(held_out),), T))
-    restored, nfe = cold_sample(net, process, blurred, "cold")
-    assert nfe == T
-    # measured: RMSE ≈0.58 blurred, ≈0.35 restored after 50 steps; the margin absorbs seeds
-    assert rmse(restored, held_out) < 0.85 * rmse(blurred, held_out)
+    restoration = restore(net, process, held_out, "cold")
+    assert restoration.nfe == T
+    metrics = restoration.metrics()
+    # measured after 50 steps: RMSE ≈0.29 blurred, ≈0.17 restored; SSIM ≈0.38 and ≈0.84
+    assert metrics["rmse"] < 0.85 * metrics["rmse_degraded"]
+    assert metrics["ssim"] > metrics["ssim_degraded"] + 0.1
