@@ -1,8 +1,11 @@
-"""process=cold through the training command: configs compose, a few steps train, the sample
-grid comes from the cold sampler, the checkpoint keeps the prior and loads for sampling."""
+"""process=cold through the commands: configs compose, a few steps train, the sample grid comes
+from the cold sampler, the checkpoint keeps the prior and loads for sampling, and `sample
+restore=true` restores degraded validation images."""
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -11,6 +14,7 @@ from diffusion_lab import CONFIG_DIR
 from diffusion_lab.checkpoints import load_module
 from diffusion_lab.errors import ConfigError
 from diffusion_lab.processes.cold import ColdProcess
+from diffusion_lab.sample import generate
 from diffusion_lab.sampling import sample
 from diffusion_lab.train import train
 
@@ -48,6 +52,17 @@ def test_digits_cold_blur_trains_samples_and_reloads(tmp_path):
     generator = torch.Generator().manual_seed(0)
     out = sample(module.net, module.diffusion, (3, 1, 8, 8), "cold_naive", 4, generator=generator)
     assert out.nfe == 4 and out.images.shape == (3, 1, 8, 8)
+
+    restored_dir = tmp_path / "restored"
+    overrides = [f"ckpt={run_dir}", "restore=true", "sampler=cold", "sampler.steps=10", "n=10"]
+    overrides += ["batch_size=4", "grid_size=4", f"paths.output_dir={restored_dir}"]
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        npz = generate(compose(config_name="sample", overrides=overrides))
+    arrays = np.load(npz)
+    assert [arrays[key].shape for key in ("arr_0", "arr_1", "arr_2")] == [(10, 8, 8, 1)] * 3
+    metrics = json.loads((restored_dir / "restoration.json").read_text())
+    assert set(metrics) == {"rmse", "ssim", "rmse_degraded", "ssim_degraded"}
+    assert (restored_dir / "restoration.png").is_file()
 
 
 def test_a_gaussian_sampler_on_the_cold_process_names_the_ones_that_fit(tmp_path):
