@@ -14,7 +14,6 @@ from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics import MeanMetric
 
 from diffusion_lab.checkpoints import rng_state, set_rng_state
-from diffusion_lab.diffusion import create_named_schedule_sampler
 from diffusion_lab.errors import ConfigError, TrainingDivergedError
 from diffusion_lab.lightning.lr_schedules import check_schedule, lr_factor
 from diffusion_lab.lightning.rows import draw_rows, global_rows, stream_seed
@@ -77,7 +76,7 @@ class DiffusionModule(pl.LightningModule):
             self.net.to(memory_format=torch.channels_last)  # .to(device) keeps it
         self.compile_net = switches["compile"]
         self._compiled_forward = None  # set at fit start when compile_net
-        self.schedule_sampler = create_named_schedule_sampler(timestep_sampler, self.process)
+        self.schedule_sampler = self.process.schedule_sampler(timestep_sampler)
         self.num_classes = net.get("num_classes")
         size, channels = net["image_size"], net["in_channels"]  # the summary's FLOP count runs it
         self.example_input_array = {

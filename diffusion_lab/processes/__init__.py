@@ -15,7 +15,13 @@ def _cold(diffusion: dict, **options):
     return ColdProcess(**options)
 
 
-PROCESSES = {"gaussian": _gaussian, "cold": _cold}
+def _edm(diffusion: dict, **options):
+    from diffusion_lab.processes.edm import EDMProcess
+
+    return EDMProcess(**options)
+
+
+PROCESSES = {"gaussian": _gaussian, "cold": _cold, "edm": _edm}
 
 
 def create_process(process: dict | None, diffusion: dict):

@@ -1,7 +1,7 @@
 """The discrete Gaussian process as a peer process: `GaussianDiffusion`, unchanged, plus an
 optional per-timestep weighting of its MSE (min-SNR-γ, Hang et al. 2023)."""
 
-from diffusion_lab.diffusion import create_diffusion
+from diffusion_lab.diffusion import create_diffusion, create_named_schedule_sampler
 from diffusion_lab.errors import ConfigError
 from diffusion_lab.processes.weighting import check_weighting, target_weight
 
@@ -37,6 +37,10 @@ class GaussianProcess:
     @property
     def learns_sigma(self) -> bool:
         return self.diffusion.learns_sigma
+
+    def schedule_sampler(self, name: str):
+        """The timestep sampler `name` (uniform | loss_aware) over this process's T steps."""
+        return create_named_schedule_sampler(name, self)
 
     def prepare(self, batches) -> None:
         """Nothing to fit before training (the batches are not read)."""

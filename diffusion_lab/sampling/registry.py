@@ -145,7 +145,7 @@ def _check_dpm_solver(options: dict) -> None:
 
 
 SKIPS = ("logSNR", "time_uniform", "karras")
-ODE_KINDS = ("gaussian",)
+ODE_KINDS = ("gaussian", "edm")
 _CHURN = {"s_churn": 0.0, "s_tmin": 0.0, "s_tmax": math.inf, "s_noise": 1.0}
 
 SAMPLERS: dict[str, Sampler] = {

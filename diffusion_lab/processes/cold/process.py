@@ -6,6 +6,7 @@ from itertools import islice
 
 import torch
 
+from diffusion_lab.diffusion import create_named_schedule_sampler
 from diffusion_lab.diffusion.losses import mean_flat
 from diffusion_lab.errors import ConfigError
 from diffusion_lab.processes.cold.degradations import create_degradation
@@ -45,6 +46,10 @@ class ColdProcess:
         self.loss = loss
         self.degradation = create_degradation(num_timesteps, **dict(degradation))
         self.prior: ChannelMeanPrior | None = None
+
+    def schedule_sampler(self, name: str):
+        """The timestep sampler `name` (uniform | loss_aware) over this process's T steps."""
+        return create_named_schedule_sampler(name, self)
 
     def prepare(self, batches: Iterable[torch.Tensor]) -> None:
         """Fits the prior of x_T to the channel means of the first training images, unless a
