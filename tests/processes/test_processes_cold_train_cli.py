@@ -53,6 +53,13 @@ def test_digits_cold_blur_trains_samples_and_reloads(tmp_path):
     out = sample(module.net, module.diffusion, (3, 1, 8, 8), "cold_naive", 4, generator=generator)
     assert out.nfe == 4 and out.images.shape == (3, 1, 8, 8)
 
+    sampled_dir = tmp_path / "sampled"
+    overrides = [f"ckpt={run_dir}", "sampler=cold", "sampler.steps=10", "n=4", "grid_size=0"]
+    overrides += ["progress=false", f"paths.output_dir={sampled_dir}"]
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        npz = generate(compose(config_name="sample", overrides=overrides))
+    assert np.load(npz)["arr_0"].shape == (4, 8, 8, 1)
+
     restored_dir = tmp_path / "restored"
     overrides = [f"ckpt={run_dir}", "restore=true", "sampler=cold", "sampler.steps=10", "n=10"]
     overrides += ["batch_size=4", "grid_size=4", f"paths.output_dir={restored_dir}"]
