@@ -136,6 +136,11 @@ def _dpm_solver(
     return call.solve(solver, view, sigmas)
 
 
+def _unipc(call: SamplerCall, steps: int, skip: str, rho: float, order: int) -> torch.Tensor:
+    view = call.sigma_view()
+    return call.solve(solvers.sample_unipc, view, noise_levels(view, steps, skip, rho), order=order)
+
+
 def _check_dpm_solver(options: dict) -> None:
     if options["sde"] and options["order"] != 2:
         raise ConfigError(
@@ -171,6 +176,13 @@ SAMPLERS: dict[str, Sampler] = {
         {**_CHURN, "rho": 7.0, "skip": "karras"},
         ODE_KINDS,
         lambda steps, _: 2 * steps - 1,
+        choices={"skip": SKIPS},
+    ),
+    "unipc": Sampler(
+        _unipc,
+        {"skip": "logSNR", "rho": 7.0, "order": 2},
+        ODE_KINDS,
+        lambda steps, _: steps,
         choices={"skip": SKIPS},
     ),
 }

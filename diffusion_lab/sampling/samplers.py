@@ -1,4 +1,5 @@
-"""The samplers: one function per paper algorithm, in the style of k-diffusion's sampling.py.
+"""The discrete-time samplers (ancestral DDPM, DDIM and its inversion): one function per paper
+algorithm, in the style of k-diffusion's sampling.py; the σ-solvers are in `solvers`.
 
 Each takes a `Denoiser` (the network seen through the diffusion whose constants the sampler
 walks) and the starting noise `x` [N, C, H, W], and returns the sample. `callback(t, x_t,

@@ -134,5 +134,58 @@ def sample_dpmpp_2m_sde(
     return x
 
 
+def sample_unipc(denoise: Denoise, x, sigmas, *, order=2, callback=None, progress=False, **_):
+    """UniPC (Zhao et al. 2023, Algorithms 2 and 3 with B(h) = e^h − 1, "bh2"), data prediction.
+
+    Each step predicts with UniP-p (p = `order`, lower on the first and last steps) and, once the
+    network has seen the new point, corrects it with UniC (order p+1) at no extra evaluation.
+    NFE: one per level above 0.
+    """
+    models: list[tuple[float, torch.Tensor]] = []  # (λ, x̂_0) at the levels visited so far
+    x_prev = k_prev = None
+    for i in _steps(len(sigmas) - 1, progress, "unipc"):
+        denoised = denoise(x, sigmas[i])
+        if callback is not None:
+            callback(sigmas[i], x, denoised)
+        if models:  # UniC: x_i again, from x_{i−1}, with x̂_0 at x_i as the extra point
+            x = _unipc_update(x_prev, sigmas[i - 1], sigmas[i], models, k_prev, denoised)
+        models = [*models, (-math.log(sigmas[i]), denoised)][-order:]
+        if sigmas[i + 1] == 0:
+            return denoised
+        k_prev = min(order, len(models), len(sigmas) - 1 - i)  # warm-up; lower order at the end
+        x_prev, x = x, _unipc_update(x, sigmas[i], sigmas[i + 1], models, k_prev)
+    return x
+
+
+def _unipc_update(x, sigma_s, sigma_t, models, order, model_t=None):
+    """UniP (model_t None) or UniC of `order` from level σ_s (x̂_0 = models[-1]) to σ_t."""
+    lambda_s, m0 = models[-1]
+    h = math.log(sigma_s / sigma_t)
+    rks = [(lam - lambda_s) / h for lam, _ in models[-order:-1][::-1]]
+    d1s = [(m - m0) / rk for rk, (_, m) in zip(rks, models[-order:-1][::-1], strict=True)]
+    h_phi_1 = math.expm1(-h)  # hh = −h for data prediction
+    b_h = h_phi_1  # bh2: B(h) = e^{hh} − 1
+    h_phi_k, factorial, b = h_phi_1 / -h - 1, 1, []
+    for i in range(1, order + 1):
+        b.append(h_phi_k * factorial / b_h)
+        factorial *= i + 1
+        h_phi_k = h_phi_k / -h - 1 / factorial
+    nodes = torch.tensor([*rks, 1.0], dtype=torch.float64)
+    r = torch.stack([nodes**p for p in range(order)])
+    x_next = (sigma_t / sigma_s) * x - h_phi_1 * m0
+    if model_t is None:
+        if not d1s:
+            return x_next
+        rhos = [0.5] if order == 2 else _solve(r[:-1, :-1], b[:-1])
+        return x_next - b_h * sum(rho * d for rho, d in zip(rhos, d1s, strict=True))
+    rhos = [0.5] if order == 1 else _solve(r, b)
+    correction = sum(rho * d for rho, d in zip(rhos[:-1], d1s, strict=True))
+    return x_next - b_h * (correction + rhos[-1] * (model_t - m0))
+
+
+def _solve(matrix: torch.Tensor, rhs: list[float]) -> list[float]:
+    return torch.linalg.solve(matrix, torch.tensor(rhs, dtype=torch.float64)).tolist()
+
+
 def _steps(count: int, progress: bool, name: str) -> Iterable[int]:
     return track(range(count), description=name, disable=not progress)

@@ -59,7 +59,13 @@ def run(sampler, steps=10, seed=0, model=None, diffusion=None, **kwargs):
     return sample(model, diffusion, SHAPE, sampler, steps, generator=generator, **kwargs)
 
 
-STOCHASTIC = {"ddpm": {}, "ddim": {"eta": 0.5}, "dpm_solver": {}, "heun": {"s_churn": 20.0}}
+STOCHASTIC = {
+    "ddpm": {},
+    "ddim": {"eta": 0.5},
+    "dpm_solver": {"sde": True},
+    "heun": {"s_churn": 20.0},
+    "unipc": {},
+}
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
