@@ -1,11 +1,16 @@
-"""Loss weightings of the Gaussian process: min-SNR-γ agrees across targets in closed form."""
+"""Loss weightings of the Gaussian process: min-SNR-γ agrees across targets in closed form;
+`loss.weighting` reaches the module, and hyperparameters without a process still build."""
 
 import numpy as np
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 
+from diffusion_lab import CONFIG_DIR
 from diffusion_lab.errors import ConfigError
+from diffusion_lab.lightning import DiffusionModule
 from diffusion_lab.processes import create_process
+from diffusion_lab.train import build_module
 
 SHAPE = (6, 1, 4, 4)
 X_START = torch.linspace(-1, 1, 96, dtype=torch.float64).view(SHAPE)
@@ -99,3 +104,27 @@ def test_min_snr_with_the_vlb_loss_is_refused():
     kwargs = {**diffusion_kwargs("epsilon"), "loss_type": "vlb", "model_var_type": "learned_range"}
     with pytest.raises(ConfigError, match="loss.weighting"):
         create_process({"name": "gaussian", "weighting": "min_snr"}, kwargs)
+
+
+def compose_train(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name="train", overrides=["experiment=quickstart", *overrides])
+
+
+def test_loss_weighting_reaches_the_modules_process():
+    module = build_module(compose_train("loss.weighting=soft_min_snr", "loss.snr_gamma=2.0"))
+    assert module.hparams.process == {
+        "name": "gaussian",
+        "weighting": "soft_min_snr",
+        "snr_gamma": 2.0,
+    }
+    assert module.process.weighting == "soft_min_snr" and module.process.snr_gamma == 2.0
+    with pytest.raises(ConfigError, match="loss.weighting"):
+        build_module(compose_train("loss.weighting=max_snr"))
+
+
+def test_a_module_from_before_processes_trains_the_uniform_gaussian_process():
+    hparams = dict(build_module(compose_train()).hparams)
+    hparams.pop("process")  # a checkpoint's hyperparameters from before the process argument
+    module = DiffusionModule(**hparams)
+    assert module.process.kind == "gaussian" and module.process.weighting == "uniform"
