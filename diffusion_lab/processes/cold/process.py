@@ -2,7 +2,6 @@
 R(x_t, t) ≈ x_0 trained with an L1 or L2 loss (Bansal et al. 2022, eq. 1)."""
 
 from collections.abc import Iterable
-from itertools import islice
 
 import torch
 
@@ -57,7 +56,7 @@ class ColdProcess:
         if self.prior is not None:
             return
         images, count = [], 0
-        for batch in islice(batches, PRIOR_IMAGES):
+        for batch in batches:
             images.append(batch.cpu())
             count += len(batch)
             if count >= PRIOR_IMAGES:
