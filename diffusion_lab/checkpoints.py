@@ -98,6 +98,7 @@ def load_module(path: str | Path):
     checkpoint = lab_checkpoint(path)
     module = DiffusionModule(**checkpoint["hyper_parameters"])
     module.load_state_dict(checkpoint["state_dict"])
+    module.process.load_state_dict(checkpoint.get("process", {}))  # e.g. cold's fitted prior
     return module.eval()
 
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import hydra
 import numpy as np
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch.utils.data import DataLoader, Subset
 
@@ -39,11 +38,11 @@ from diffusion_lab.evaluation import (
 from diffusion_lab.evaluation.ode_likelihood import ESTIMATORS as ODE_ESTIMATORS
 from diffusion_lab.metrics import PRCSettings, build_feature_extractor
 from diffusion_lab.progress import Bar, counted
+from diffusion_lab.runs.data import load_datamodule
 from diffusion_lab.runs.fit import instantiate_each, is_rank_zero
 from diffusion_lab.sample import generate
 from diffusion_lab.sampling import sample
 from diffusion_lab.stopping import stop_when_told
-from diffusion_lab.targets import RUN_PARTS, check_targets
 
 log = logging.getLogger(__name__)
 
@@ -212,24 +211,6 @@ def sample_config(cfg: DictConfig, seed: int) -> DictConfig:
     with open_dict(run):
         run.n, run.seed, run.paths.output_dir = cfg.num_samples, seed, str(output_dir)
     return run
-
-
-def load_datamodule(cfg: DictConfig):
-    """The datamodule of `data=`, else of the checkpoint's training run (its config.yaml)."""
-    data = cfg.get("data")
-    if data is None:
-        if cfg.ckpt is None:
-            raise ConfigError("samples= without ckpt= needs the dataset: pass data=<name>")
-        saved = resolve_checkpoint(cfg.ckpt).parents[1] / "config.yaml"
-        if not saved.is_file():
-            raise DataNotFoundError(
-                f"no training config at {saved} to read the dataset from; pass data=<name>"
-            )
-        data = OmegaConf.load(saved).data
-        check_targets(data, RUN_PARTS, str(saved), "data")
-    datamodule = instantiate(data)
-    datamodule.prepare_data()
-    return datamodule
 
 
 def nfe_per_batch(module, sampler: dict) -> int:

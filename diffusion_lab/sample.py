@@ -2,8 +2,10 @@
 
 Writes `samples.npz` (uint8, the ADM evaluator's format) and `grid.png` into the run dir. With
 `trainer.devices=N` (and e.g. `trainer=gpu`) the samples are spread over N devices.
+`restore=true` (a cold model) restores the first n degraded validation images instead.
 """
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -19,10 +21,14 @@ from diffusion_lab.callbacks.progress import PredictionProgress
 from diffusion_lab.checkpoints import load_module
 from diffusion_lab.cli import to_plain, user_errors
 from diffusion_lab.errors import ConfigError
+from diffusion_lab.figures.strips import restoration_strip
 from diffusion_lab.grids import class_rows, save_grid
 from diffusion_lab.guidance import ClassifierFreeGuidance, ClassifierGuidance, IgnoreLabels
 from diffusion_lab.lightning.classifier import load_classifier
 from diffusion_lab.lightning.generation import NpzSampleWriter, SampleGenerator
+from diffusion_lab.metrics import to_uint8
+from diffusion_lab.processes.cold import Restoration, restore
+from diffusion_lab.runs.data import load_datamodule
 from diffusion_lab.sampling import validate_sampler_config
 from diffusion_lab.stopping import stop_when_told
 
@@ -34,7 +40,10 @@ def generate(cfg: DictConfig) -> Path:
             f"n and batch_size must be positive, got n={cfg.n}, batch_size={cfg.batch_size}"
         )
     module = load_module(cfg.ckpt)
-    validate_sampler_config(to_plain(cfg.sampler), module.diffusion.num_timesteps)
+    process = module.process
+    validate_sampler_config(to_plain(cfg.sampler), process.num_timesteps, process.kind)
+    if cfg.get("restore"):
+        return restore_images(cfg, module)
     net_cfg = module.hparams.net
     net, cond_fn, num_classes = guided(module, cfg.guidance)
     generator = SampleGenerator(
@@ -54,6 +63,49 @@ def generate(cfg: DictConfig) -> Path:
     trainer.predict(generator, dataloaders=indices, return_predictions=False)
     if trainer.is_global_zero and cfg.grid_size > 0:
         write_grid(npz_path, output_dir / "grid.png", cfg.grid_size, cfg.get("grid_scale"))
+    return npz_path
+
+
+def restore_images(cfg: DictConfig, module) -> Path:
+    """`restore=true`: the first n validation images (of `data=` or the run's dataset) degraded
+    to level T and restored with the cold sampler, in batches of batch_size on the CPU.
+
+    Writes `restorations.npz` (uint8 [n,H,W,C]: arr_0 originals, arr_1 degraded, arr_2
+    restored), `restoration.json` (mean RMSE and SSIM of restorations and of the degraded
+    inputs) and `restoration.png` (a strip of the first grid_size images); returns the npz.
+    """
+    if not hasattr(module.process, "degrade"):
+        raise ConfigError("restore=true needs a model of a degradation: train it with process=cold")
+    datamodule = load_datamodule(cfg)
+    datamodule.setup("validate")
+    options = to_plain(cfg.sampler)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    parts, count = [], 0
+    for images, labels, *_ in datamodule.val_dataloader():
+        images, labels = images[: cfg.n - count], labels[: cfg.n - count]
+        noise = torch.randn(images.shape, generator=generator)  # the degradation's randomness
+        for start in range(0, len(images), cfg.batch_size):
+            rows = slice(start, start + cfg.batch_size)
+            parts.append(restore(
+                module.net, module.process, images[rows], options["name"], options["steps"],
+                noise[rows], module.model_kwargs(labels[rows]),
+                options["clip_denoised"],
+            ))  # fmt: skip
+        count += len(images)
+        if count >= cfg.n:
+            break
+    fields = ("originals", "degraded", "restored")
+    joined = {key: torch.cat([getattr(part, key) for part in parts]) for key in fields}
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    npz_path = output_dir / "restorations.npz"
+    np.savez(npz_path, *(to_uint8(joined[key]).permute(0, 2, 3, 1).numpy() for key in fields))
+    metrics = Restoration(**joined, nfe=parts[0].nfe).metrics()
+    (output_dir / "restoration.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if cfg.grid_size > 0:
+        strip = restoration_strip(*joined.values(), columns=cfg.grid_size)
+        strip.save(output_dir / "restoration.png")
+    print(", ".join(f"{key} {value:.4f}" for key, value in metrics.items()))
     return npz_path
 
 

@@ -37,7 +37,7 @@ def check_steps(cfg: DictConfig) -> None:
 
 
 def build_module(cfg: DictConfig) -> DiffusionModule:
-    """The LightningModule from the model, schedule, loss and optimizer groups."""
+    """The LightningModule from the model, schedule, loss, process and optimizer groups."""
     diffusion = {
         "schedule": cfg.schedule.name,
         "num_timesteps": cfg.schedule.num_timesteps,
@@ -55,6 +55,7 @@ def build_module(cfg: DictConfig) -> DiffusionModule:
         cond_drop_prob=cfg.cond_drop_prob,
         max_nonfinite_steps=cfg.max_nonfinite_steps,
         lr_schedule=cfg.lr_schedule,
+        process=to_plain(cfg.process) if "process" in cfg else None,
     )
 
 
@@ -65,7 +66,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             pl.seed_everything(cfg.seed, workers=True)
         check_steps(cfg)
         module = build_module(cfg)  # validates model, schedule and loss before any data is read
-        validate_sampler_config(to_plain(cfg.sampler), cfg.schedule.num_timesteps)
+        process = module.process
+        validate_sampler_config(to_plain(cfg.sampler), process.num_timesteps, process.kind)
         return fit_run(cfg, module, "diffusion_lab.train")
 
 

@@ -14,7 +14,13 @@ from diffusion_lab.figures.results import (
     load_results,
 )
 from diffusion_lab.figures.schedules import log_snr, plot_schedules
-from diffusion_lab.figures.strips import Strip, denoising_strip, forward_strip
+from diffusion_lab.figures.strips import (
+    Strip,
+    degradation_strip,
+    denoising_strip,
+    forward_strip,
+    restoration_strip,
+)
 
 __all__ = [
     "Result",
@@ -22,10 +28,12 @@ __all__ = [
     "Strip",
     "by_sampler",
     "curve_metrics",
+    "degradation_strip",
     "denoising_strip",
     "find_results",
     "format_table",
     "forward_strip",
+    "restoration_strip",
     "load_result",
     "load_results",
     "log_snr",

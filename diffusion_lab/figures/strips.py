@@ -1,9 +1,11 @@
 """Image strips: a sampler's denoising trajectory (x_t and the predicted x_0 from T down to 0, as
-in DDPM's Fig. 6) and the forward process at several t (Improved DDPM's Fig. 3)."""
+in DDPM's Fig. 6), the forward process at several t (Improved DDPM's Fig. 3), and cold
+diffusion's degradations and restorations (Bansal et al. 2022, Figs. 1-2)."""
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -104,4 +106,44 @@ def forward_strip(
         pixels=tile(rows, scale, pad),
         column_labels=[f"t={int(step)}" for step in t],
         row_labels=list(diffusions),
+    )
+
+
+def degradation_strip(
+    x_start: torch.Tensor,
+    processes: Mapping[str, Any],
+    levels: Sequence[int],
+    noise: torch.Tensor | None = None,
+    scale: int = 4,
+    pad: int = 1,
+) -> Strip:
+    """One image [C, H, W] degraded to each of `levels`, a row per cold process (x_0 → x_T,
+    Bansal et al. 2022, Fig. 1). `processes` maps a row label to a process with
+    `degrade(x_0, t, noise)`; every cell uses the same `noise` [C, H, W] (default one draw)."""
+    noise = torch.randn_like(x_start) if noise is None else noise
+    t = torch.as_tensor(list(levels), dtype=torch.long)
+    batch, eps = x_start.expand(len(t), *x_start.shape), noise.expand(len(t), *noise.shape)
+    rows = torch.stack([p.degrade(batch, t, eps) for p in processes.values()])
+    return Strip(
+        pixels=tile(rows, scale, pad),
+        column_labels=[f"t={int(level)}" for level in t],
+        row_labels=list(processes),
+    )
+
+
+def restoration_strip(
+    originals: torch.Tensor,
+    degraded: torch.Tensor,
+    restored: torch.Tensor,
+    columns: int = 8,
+    scale: int = 4,
+    pad: int = 1,
+) -> Strip:
+    """Rows x_0, its degradation D(x_0, T) and the restoration, for the first `columns` images
+    [N, C, H, W] (`processes.cold.Restoration`'s fields)."""
+    rows = torch.stack([images[:columns].cpu() for images in (originals, degraded, restored)])
+    return Strip(
+        pixels=tile(rows, scale, pad),
+        column_labels=[str(i) for i in range(rows.shape[1])],
+        row_labels=["x_0", "D(x_0, T)", "restored"],
     )

@@ -1,6 +1,6 @@
-"""LightningModule that trains a denoising network with a `GaussianDiffusion` process.
+"""LightningModule that trains a network with one process (`diffusion_lab.processes`).
 
-Glue only: the diffusion math lives in `diffusion_lab.diffusion`, the network in
+Glue only: the math lives in `diffusion_lab.processes` and `diffusion_lab.diffusion`, the network in
 `diffusion_lab.models`.
 """
 
@@ -14,11 +14,11 @@ from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics import MeanMetric
 
 from diffusion_lab.checkpoints import rng_state, set_rng_state
-from diffusion_lab.diffusion import create_diffusion, create_named_schedule_sampler
 from diffusion_lab.errors import ConfigError, TrainingDivergedError
 from diffusion_lab.lightning.lr_schedules import check_schedule, lr_factor
 from diffusion_lab.lightning.rows import draw_rows, global_rows, stream_seed
 from diffusion_lab.models.presets import TRAINING_SWITCHES
+from diffusion_lab.processes import create_process
 from diffusion_lab.targets import MODEL_PARTS, build
 
 NUM_QUARTILES = 4
@@ -43,6 +43,8 @@ class DiffusionModule(pl.LightningModule):
             guidance, Ho & Salimans 2022).
         max_nonfinite_steps: stop after this many consecutive steps with a NaN/inf loss (each
             such step is skipped and counted in `train/skipped_steps`).
+        process: `conf/process/*.yaml` (name and options, `diffusion_lab.processes`); None:
+            the Gaussian process of `diffusion` with uniform weighting.
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class DiffusionModule(pl.LightningModule):
         cond_drop_prob: float = 0.0,
         max_nonfinite_steps: int = 10,
         lr_schedule: str = "constant",
+        process: dict | None = None,
     ):
         super().__init__()
         net = dict(net)
@@ -66,13 +69,14 @@ class DiffusionModule(pl.LightningModule):
         # config.yaml keeps the switches)
         self.save_hyperparameters()
         check_schedule(lr_schedule)
-        self.diffusion = create_diffusion(**diffusion)
-        self.net = build(net, MODEL_PARTS, "net", learn_sigma=self.diffusion.learns_sigma)
+        self.process = create_process(process, diffusion)
+        self.diffusion = self.process.diffusion  # what the samplers take
+        self.net = build(net, MODEL_PARTS, "net", learn_sigma=self.process.learns_sigma)
         if switches["channels_last"]:
             self.net.to(memory_format=torch.channels_last)  # .to(device) keeps it
         self.compile_net = switches["compile"]
         self._compiled_forward = None  # set at fit start when compile_net
-        self.schedule_sampler = create_named_schedule_sampler(timestep_sampler, self.diffusion)
+        self.schedule_sampler = self.process.schedule_sampler(timestep_sampler)
         self.num_classes = net.get("num_classes")
         size, channels = net["image_size"], net["in_channels"]  # the summary's FLOP count runs it
         self.example_input_array = {
@@ -97,9 +101,17 @@ class DiffusionModule(pl.LightningModule):
     def on_fit_start(self) -> None:
         """`compile`: only the training step's forward, held as a function, not a submodule, so
         `state_dict` keys, EMA's copy of the module, validation and sampling stay eager. Batch
-        shapes are fixed (a smaller last batch compiles once more)."""
+        shapes are fixed (a smaller last batch compiles once more). Then the process fits what
+        it needs from the training images (the cold process's prior of x_T)."""
         if self.compile_net:
             self._compiled_forward = torch.compile(self.net.forward, dynamic=False)
+        if getattr(self.trainer, "datamodule", None) is not None:
+            self.process.prepare(self._train_images())
+
+    def _train_images(self):
+        """The training images, batch by batch, read only if the process asks (lazily)."""
+        for batch in self.trainer.datamodule.train_dataloader():
+            yield batch[0]
 
     def model_kwargs(
         self, labels: torch.Tensor, drop: torch.Tensor | None = None
@@ -119,7 +131,7 @@ class DiffusionModule(pl.LightningModule):
         t, weights, noise, u_drop = self._draw(images, micro_batch)
         model_kwargs = self.model_kwargs(labels, u_drop < self.hparams.cond_drop_prob)
         self.seed_dropout(micro_batch)
-        terms = self.diffusion.training_losses(
+        terms = self.process.training_losses(
             self.train_net, images, t, model_kwargs=model_kwargs, noise=noise
         )
         loss = (terms["loss"] * weights).mean()
@@ -184,7 +196,7 @@ class DiffusionModule(pl.LightningModule):
 
     def _update_quartiles(self, t: torch.Tensor, losses: torch.Tensor) -> None:
         """Accumulates the loss by timestep quartile; logs it every logging interval."""
-        quartile = (NUM_QUARTILES * t) // self.diffusion.num_timesteps
+        quartile = (NUM_QUARTILES * t) // self.process.num_timesteps
         for q, metric in enumerate(self.loss_by_quartile):
             mask = (quartile == q).to(losses.dtype)
             metric.update(losses, weight=mask)
@@ -206,13 +218,13 @@ class DiffusionModule(pl.LightningModule):
         generator = torch.Generator(device=images.device).manual_seed(batch_idx)
         t = torch.randint(
             0,
-            self.diffusion.num_timesteps,
+            self.process.num_timesteps,
             (images.shape[0],),
             generator=generator,
             device=images.device,
         )
         noise = torch.randn(images.shape, generator=generator, device=images.device)
-        terms = self.diffusion.training_losses(
+        terms = self.process.training_losses(
             self.net, images, t, model_kwargs=self.model_kwargs(labels), noise=noise
         )
         self.log("val/loss", terms["loss"].mean(), prog_bar=True, sync_dist=True)
@@ -242,6 +254,7 @@ class DiffusionModule(pl.LightningModule):
         checkpoint["timestep_sampler"] = self.schedule_sampler.state_dict()
         checkpoint["rng_state"] = rng_state()
         checkpoint["skipped_steps"] = self.skipped_steps
+        checkpoint["process"] = self.process.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "timestep_sampler" in checkpoint:
@@ -249,3 +262,4 @@ class DiffusionModule(pl.LightningModule):
         if "rng_state" in checkpoint:
             set_rng_state(checkpoint["rng_state"])
         self.skipped_steps = checkpoint.get("skipped_steps", 0)
+        self.process.load_state_dict(checkpoint.get("process", {}))

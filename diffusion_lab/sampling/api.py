@@ -17,9 +17,10 @@ from diffusion_lab.sampling.registry import (
 from diffusion_lab.sampling.samplers import Denoiser, reverse_ddim
 from diffusion_lab.sampling.timesteps import ddim_timesteps, respace
 
-# Each sampler's options (beyond steps, eta and clip_denoised) with their defaults.
+# Each Gaussian-process sampler's options (beyond steps, eta and clip_denoised) with their
+# defaults; the registry's rows hold every kind's (e.g. the cold samplers').
 SAMPLER_OPTIONS: dict[str, dict[str, object]] = {
-    name: dict(row.options) for name, row in SAMPLERS.items()
+    name: dict(row.options) for name, row in SAMPLERS.items() if "gaussian" in row.kinds
 }
 
 

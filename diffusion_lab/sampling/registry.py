@@ -22,12 +22,14 @@ import math
 import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 
 from diffusion_lab.errors import ConfigError
+from diffusion_lab.processes.cold.samplers import cold_sample
 from diffusion_lab.sampling import samplers, solvers
 from diffusion_lab.sampling.sigma import DiscreteSigmaDenoiser
 from diffusion_lab.sampling.timesteps import (
@@ -148,7 +150,7 @@ def _check_dpm_solver(options: dict) -> None:
 
 
 SKIPS = ("logSNR", "time_uniform", "karras")
-ODE_KINDS = ("gaussian",)
+ODE_KINDS = ("gaussian", "edm")
 _CHURN = {"s_churn": 0.0, "s_tmin": 0.0, "s_tmax": math.inf, "s_noise": 1.0}
 
 SAMPLERS: dict[str, Sampler] = {
@@ -222,3 +224,20 @@ def sampler_row(name: str, kind: str = "gaussian") -> Sampler:
             f"{', '.join(fitting) or 'none'}"
         )
     return SAMPLERS[name]
+
+
+def _cold(call: SamplerCall, steps: int, algorithm: str) -> torch.Tensor:
+    """Cold diffusion from the process's x_T for the noise (its channel-mean prior)."""
+    process = call.diffusion
+    x, _ = cold_sample(
+        call.model, process, process.x_T(call.noise), algorithm, steps, noise=call.noise,
+        model_kwargs=call.model_kwargs, clip_denoised=call.clip_denoised, callback=call.callback,
+    )  # fmt: skip
+    return x
+
+
+# Bansal et al. 2022: Algorithm 2 ("cold") and Algorithm 1 ("cold_naive"), one R per step.
+SAMPLERS["cold"] = Sampler(partial(_cold, algorithm="cold"), {}, ("cold",), lambda s, _: s)
+SAMPLERS["cold_naive"] = Sampler(
+    partial(_cold, algorithm="cold_naive"), {}, ("cold",), lambda s, _: s
+)

@@ -28,7 +28,9 @@ def test_an_unsupported_process_names_the_samplers_that_fit(monkeypatch):
     monkeypatch.setitem(
         SAMPLERS, "restore", Sampler(lambda call, steps: call.noise, {}, ("cold",), lambda s, _: s)
     )
-    with pytest.raises(ConfigError, match=r"sampler\.name='heun'.*'cold'.*: restore$"):
+    with pytest.raises(
+        ConfigError, match=r"sampler\.name='heun'.*'cold'.*: cold, cold_naive, restore$"
+    ):
         validate_sampler("heun", 10, 100, kind="cold")
     with pytest.raises(ConfigError, match=r"'gaussian'.*ddpm, ddim, dpm_solver, heun, unipc$"):
         validate_sampler("restore", 10, 100)
@@ -58,7 +60,7 @@ def test_bad_options_name_the_key_and_the_choices(options, key):
         validate_sampler_config({"steps": 10, **options}, 100)
 
 
-@pytest.mark.parametrize("name", list(SAMPLERS))
+@pytest.mark.parametrize("name", [n for n, row in SAMPLERS.items() if "gaussian" in row.kinds])
 def test_each_row_counts_its_nfe(name):
     calls = []
 
