@@ -1,7 +1,9 @@
 """Draw samples from a checkpoint: `python -m diffusion_lab.sample ckpt=<file or run dir> n=64`.
 
 Writes `samples.npz` (uint8, the ADM evaluator's format) and `grid.png` into the run dir. With
-`trainer.devices=N` (and e.g. `trainer=gpu`) the samples are spread over N devices.
+`trainer.devices=N` (and e.g. `trainer=gpu`) the samples are spread over N devices. A
+text-conditioned model samples `prompt="..."` or `prompts=[...]` (or a file of lines): sample i
+gets prompt i mod P; the grid has one titled row per prompt.
 """
 
 import math
@@ -12,14 +14,20 @@ import hydra
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 from torch.utils.data import DataLoader
 from torchvision.utils import save_image
 
 from diffusion_lab.checkpoints import load_module
 from diffusion_lab.cli import to_plain, user_errors
 from diffusion_lab.errors import ConfigError
-from diffusion_lab.guidance import ClassifierFreeGuidance, ClassifierGuidance, IgnoreLabels
+from diffusion_lab.grids import save_titled_grid
+from diffusion_lab.guidance import (
+    CaptionClassifierFreeGuidance,
+    ClassifierFreeGuidance,
+    ClassifierGuidance,
+    IgnoreLabels,
+)
 from diffusion_lab.lightning.classifier import load_classifier
 from diffusion_lab.lightning.generation import NpzSampleWriter, SampleGenerator
 from diffusion_lab.sampling import validate_sampler_config
@@ -34,6 +42,7 @@ def generate(cfg: DictConfig) -> Path:
     module = load_module(cfg.ckpt)
     validate_sampler_config(to_plain(cfg.sampler), module.diffusion.num_timesteps)
     net_cfg = module.hparams.net
+    prompts = read_prompts(cfg, module.text_encoder is not None)
     net, cond_fn, num_classes = guided(module, cfg.guidance)
     generator = SampleGenerator(
         net,
@@ -44,17 +53,47 @@ def generate(cfg: DictConfig) -> Path:
         num_classes=num_classes,
         cond_fn=cond_fn,
         progress=cfg.progress,
+        prompts=prompts,
+        text_encoder=module.text_encoder,
     )
     output_dir = Path(cfg.paths.output_dir)
     npz_path = output_dir / "samples.npz"
     trainer = instantiate(
-        cfg.trainer, logger=False, callbacks=[NpzSampleWriter(npz_path)], enable_progress_bar=False
+        cfg.trainer,
+        logger=False,
+        callbacks=[NpzSampleWriter(npz_path, prompts)],
+        enable_progress_bar=False,
     )
     indices = DataLoader(torch.arange(cfg.n), batch_size=cfg.batch_size)
     trainer.predict(generator, dataloaders=indices, return_predictions=False)
     if trainer.is_global_zero and cfg.grid_size > 0:
         write_grid(npz_path, output_dir / "grid.png", cfg.grid_size)
     return npz_path
+
+
+def read_prompts(cfg: DictConfig, text_model: bool) -> list[str] | None:
+    """`prompt`, or `prompts` (a list, or a file with one prompt a line); None without either."""
+    prompt, prompts = cfg.get("prompt"), cfg.get("prompts")
+    if prompt is not None and prompts is not None:
+        raise ConfigError('give prompt="..." or prompts=[...] (or a file), not both')
+    if isinstance(prompts, str):
+        if not Path(prompts).is_file():
+            raise ConfigError(f"prompts={prompts} is not a file (one prompt a line) or a list")
+        prompts = [line.strip() for line in Path(prompts).read_text().splitlines()]
+        prompts = [line for line in prompts if line]
+    elif isinstance(prompts, ListConfig | list):
+        prompts = [str(p) for p in prompts]
+    elif prompt is not None:
+        prompts = [str(prompt)]
+    if prompts is not None and not prompts:
+        raise ConfigError("prompts is empty: give at least one prompt")
+    if text_model and prompts is None:
+        raise ConfigError('this model is text-conditioned: give prompt="..." or prompts=[...]')
+    if not text_model and prompts is not None:
+        raise ConfigError(
+            "prompt/prompts need a text-conditioned model (trained with text_encoder=)"
+        )
+    return prompts
 
 
 def guided(module, guidance: DictConfig) -> tuple[torch.nn.Module, Any, int | None]:
@@ -68,6 +107,10 @@ def guided(module, guidance: DictConfig) -> tuple[torch.nn.Module, Any, int | No
     if guidance.name == "none":
         return module.net, None, module.num_classes
     if guidance.name == "cfg":
+        if module.text_encoder is not None:
+            with torch.no_grad():
+                empty = module.text_encoder([""])
+            return CaptionClassifierFreeGuidance(module.net, guidance.scale, empty), None, None
         if module.num_classes is None:
             raise ConfigError(
                 "guidance=cfg needs a class-conditional model trained with label dropout "
@@ -105,12 +148,14 @@ def write_grid(npz_path: Path, png_path: Path, count: int) -> None:
     """About `count` samples of an `.npz` as a PNG grid.
 
     With labels (`arr_1`): one row per class, count // K samples of that class per row (at least
-    one). Without: the first `count` samples, square-ish.
+    one); with prompts, the same per prompt, each row titled with its prompt. Without: the first
+    `count` samples, square-ish.
     """
     arrays = np.load(npz_path)
     images = torch.from_numpy(arrays["arr_0"]).permute(0, 3, 1, 2)
-    if "arr_1" in arrays:
-        labels = torch.from_numpy(arrays["arr_1"])
+    key = "prompt_index" if "prompt_index" in arrays else "arr_1"
+    if key in arrays:
+        labels = torch.from_numpy(arrays[key])
         num_classes = int(labels.max()) + 1
         nrow = max(count // num_classes, 1)
         rows = []
@@ -119,6 +164,10 @@ def write_grid(npz_path: Path, png_path: Path, count: int) -> None:
             blank = torch.full((nrow - len(row), *images.shape[1:]), 255, dtype=images.dtype)
             rows.append(torch.cat([row, blank]))
         images = torch.cat(rows)
+        if "prompts" in arrays:
+            titles = [str(p) for p in arrays["prompts"]][:num_classes]
+            save_titled_grid(images.float() / 255, titles, png_path, nrow=nrow)
+            return
     else:
         images = images[:count]
         nrow = math.ceil(math.sqrt(len(images)))
