@@ -32,6 +32,7 @@ from diffusion_lab.evaluation import (
     score,
     scores_of,
 )
+from diffusion_lab.evaluation.text import alignment_scores, check_clip_model, sample_prompts
 from diffusion_lab.metrics import PRCSettings, build_feature_extractor
 from diffusion_lab.runs.fit import instantiate_each, is_rank_zero
 from diffusion_lab.sample import generate
@@ -42,8 +43,9 @@ from diffusion_lab.targets import RUN_PARTS, check_targets
 def evaluate(cfg: DictConfig) -> dict | None:
     """Runs the configured evaluation; returns what it wrote to results.json (None on ranks > 0)."""
     if not is_rank_zero():  # a process started by Lightning's DDP launcher: it only samples
+        prompts = evaluation_prompts(cfg, load_module(cfg.ckpt))
         for seed in sample_seeds(cfg):
-            generate(sample_config(cfg, seed))
+            generate(sample_config(cfg, seed, prompts))
         return None
     check_config(cfg)
     selected, names = list(cfg.metrics), scores_of(cfg.metrics)
@@ -55,21 +57,26 @@ def evaluate(cfg: DictConfig) -> dict | None:
         extractor = build_feature_extractor(cfg.features, cfg.inception_weights).to(device)
     module = load_module(cfg.ckpt) if cfg.ckpt is not None else None
     needs_reference = any(name != "is" for name in names)
-    datamodule = load_datamodule(cfg) if needs_reference or "nll" in selected else None
+    text = "text_alignment" in selected
+    datamodule = load_datamodule(cfg) if needs_reference or text or "nll" in selected else None
     reference = None
     if needs_reference:
         reference = reference_for(
             datamodule, cfg.reference.split, extractor, cfg.cache_dir, cfg.feature_batch_size, prc
         )
 
+    prompts = evaluation_prompts(cfg, module)
     per_seed, protocol, seconds = [], None, []
     for seed in sample_seeds(cfg):
-        samples_path, generation = draw_samples(cfg, module, seed)
+        samples_path, generation = draw_samples(cfg, module, seed, prompts)
         images = read_samples(samples_path)
         scores = {}
         if names:
             generated = image_features(images, extractor, cfg.feature_batch_size)
             scores, protocol = score(generated, reference, names, cfg.features, prc)
+        if text:
+            clip_model = cfg.metrics.text_alignment.clip_model
+            scores |= alignment_scores(images, sample_prompts(samples_path), datamodule, clip_model)
         per_seed.append({"seed": seed, "metrics": scores})
         seconds.append(generation["seconds_per_image"])
 
@@ -120,6 +127,8 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"metrics.nll.num_images={num_images!r} must be null or an integer >= 2")
     if cfg.seeds is not None:
         check_seeds(cfg)
+    if "text_alignment" in cfg.metrics:
+        check_clip_model(cfg.metrics.text_alignment.clip_model)
 
 
 def check_seeds(cfg: DictConfig) -> None:
@@ -157,14 +166,26 @@ def metrics_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def draw_samples(cfg: DictConfig, module, seed: int) -> tuple[Path, dict]:
+def evaluation_prompts(cfg: DictConfig, module) -> list[str] | None:
+    """A text model's prompts: `metrics.text_alignment.prompts`, else the training captions."""
+    if module is None or module.text_encoder is None:
+        return None
+    given = cfg.metrics.text_alignment.prompts if "text_alignment" in cfg.metrics else None
+    if given is not None:
+        return [str(prompt) for prompt in given]
+    return load_datamodule(cfg).captions()
+
+
+def draw_samples(
+    cfg: DictConfig, module, seed: int, prompts: list[str] | None = None
+) -> tuple[Path, dict]:
     """The `.npz` of samples= as given, or of samples drawn now with `seed` (with `generate`, as
     the `sample` command does), and what results.json records of their drawing (null for given
     samples)."""
     if cfg.samples is not None:
         return Path(cfg.samples), dict.fromkeys(("nfe", "sampler", "guidance", "seconds_per_image"))
     started = time.perf_counter()
-    path = generate(sample_config(cfg, seed))
+    path = generate(sample_config(cfg, seed, prompts))
     return path, {
         "nfe": nfe_per_batch(module, to_plain(cfg.sampler)),
         "sampler": to_plain(cfg.sampler),
@@ -173,15 +194,16 @@ def draw_samples(cfg: DictConfig, module, seed: int) -> tuple[Path, dict]:
     }
 
 
-def sample_config(cfg: DictConfig, seed: int) -> DictConfig:
+def sample_config(cfg: DictConfig, seed: int, prompts: list[str] | None = None) -> DictConfig:
     """The `sample` command's config for this evaluation's set of `seed`: n = num_samples, in the
-    run dir, or in its `seed_<seed>/` when there are several seeds."""
+    run dir, or in its `seed_<seed>/` when there are several seeds; a text model's prompts."""
     output_dir = Path(cfg.paths.output_dir)
     if cfg.seeds is not None:
         output_dir = output_dir / f"seed_{seed}"
     run = cfg.copy()
     with open_dict(run):
         run.n, run.seed, run.paths.output_dir = cfg.num_samples, seed, str(output_dir)
+        run.prompts = prompts
     return run
 
 
