@@ -266,6 +266,7 @@ def nll_of_test_split(module, datamodule, nll: DictConfig, device: torch.device,
         device=device,
         class_conditional=module.num_classes is not None,
         clip_denoised=nll.clip_denoised,
+        text_encoder=None if module.text_encoder is None else module.text_encoder.to(device),
     )
     mean, stderr = mean_and_stderr(bpd)
     return {"nll_bpd": mean, "nll_bpd_stderr": stderr}

@@ -68,3 +68,23 @@ def test_sample_draws_a_titled_row_per_prompt(run_dir, tmp_path):
     missing = run_module("diffusion_lab.sample", *common, f"hydra.run.dir={out}2", threads=1)
     assert missing.returncode != 0
     assert missing.stderr.strip().splitlines()[-1].startswith("error: this model is text-cond")
+
+
+def test_evaluate_scores_text_alignment(run_dir, tmp_path):
+    out = tmp_path / "evaluated"
+    result = run_module(
+        "diffusion_lab.evaluate",
+        f"ckpt={run_dir}",
+        "metrics=[text_alignment]",
+        "num_samples=6",
+        "sampler.steps=2",
+        "guidance=cfg",
+        "guidance.scale=3",
+        f"hydra.run.dir={out}",
+        threads=1,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = yaml.safe_load((out / "results.json").read_text())["metrics"]
+    names = {"class", "colour", "position", "size", "all"}
+    assert set(metrics) == {f"text_alignment_{name}" for name in names}
+    assert all(0 <= value <= 1 for value in metrics.values())
