@@ -1,4 +1,5 @@
-"""Evaluate a model: `python -m diffusion_lab.evaluate ckpt=<run dir> metrics=[fid,is,prc,nll]`.
+"""Evaluate a model: `python -m diffusion_lab.evaluate ckpt=<run dir> metrics=[fid,is,prc,nll]`
+(add nll_ode for the probability-flow ODE likelihood).
 
 Draws `num_samples` images with the `sample` command's generator (spread over `trainer.devices`),
 one set per seed of `seeds=[...]`, or reads them from `samples=<file.npz>`; scores them against
@@ -28,10 +29,12 @@ from diffusion_lab.evaluation import (
     dataset_name,
     image_features,
     mean_and_stderr,
+    ode_bits_per_dim,
     reference_for,
     score,
     scores_of,
 )
+from diffusion_lab.evaluation.ode_likelihood import ESTIMATORS as ODE_ESTIMATORS
 from diffusion_lab.evaluation.text import alignment_scores, check_clip_model, sample_prompts
 from diffusion_lab.metrics import PRCSettings, build_feature_extractor
 from diffusion_lab.runs.fit import instantiate_each, is_rank_zero
@@ -57,8 +60,9 @@ def evaluate(cfg: DictConfig) -> dict | None:
         extractor = build_feature_extractor(cfg.features, cfg.inception_weights).to(device)
     module = load_module(cfg.ckpt) if cfg.ckpt is not None else None
     needs_reference = any(name != "is" for name in names)
+    needs_test_split = "nll" in selected or "nll_ode" in selected
     text = "text_alignment" in selected
-    datamodule = load_datamodule(cfg) if needs_reference or text or "nll" in selected else None
+    datamodule = load_datamodule(cfg) if needs_reference or needs_test_split or text else None
     reference = None
     if needs_reference:
         reference = reference_for(
@@ -83,6 +87,8 @@ def evaluate(cfg: DictConfig) -> dict | None:
     metrics, seeds = over_seeds(per_seed)
     if "nll" in selected:
         metrics |= nll_of_test_split(module, datamodule, cfg.metrics.nll, device, cfg.seed)
+    if "nll_ode" in selected:
+        metrics |= nll_ode_of_test_split(module, datamodule, cfg.metrics.nll_ode, device, cfg.seed)
     results = {
         "metrics": metrics,
         "num_samples": len(images),
@@ -112,19 +118,28 @@ def check_config(cfg: DictConfig) -> None:
     """ConfigError for settings that cannot work, before anything is loaded."""
     if cfg.ckpt is None and cfg.samples is None:
         raise ConfigError("pass ckpt=<checkpoint or run dir> to sample, or samples=<file.npz>")
-    if "nll" in cfg.metrics and cfg.ckpt is None:
-        raise ConfigError(
-            "metrics=[...,nll]: the NLL needs the model; pass ckpt=<checkpoint or run dir>"
-        )
+    for nll in ("nll", "nll_ode"):
+        if nll in cfg.metrics and cfg.ckpt is None:
+            raise ConfigError(
+                f"metrics=[...,{nll}]: the NLL needs the model; pass ckpt=<checkpoint or run dir>"
+            )
     if cfg.reference.split not in ("train", "test"):
         raise ConfigError(f"reference.split={cfg.reference.split!r}; allowed: train, test")
     for key in ("num_samples", "feature_batch_size"):
         value = cfg[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{key}={value!r} must be an integer >= 1")
-    num_images = cfg.metrics.nll.num_images if "nll" in cfg.metrics else None
-    if num_images is not None and (not isinstance(num_images, int) or num_images < 2):
-        raise ConfigError(f"metrics.nll.num_images={num_images!r} must be null or an integer >= 2")
+    for nll in ("nll", "nll_ode"):
+        num_images = cfg.metrics[nll].num_images if nll in cfg.metrics else None
+        if num_images is not None and (not isinstance(num_images, int) or num_images < 2):
+            raise ConfigError(
+                f"metrics.{nll}.num_images={num_images!r} must be null or an integer >= 2"
+            )
+    if "nll_ode" in cfg.metrics and cfg.metrics.nll_ode.estimator not in ODE_ESTIMATORS:
+        raise ConfigError(
+            f"metrics.nll_ode.estimator={cfg.metrics.nll_ode.estimator!r}; "
+            f"choose one of: {', '.join(ODE_ESTIMATORS)}"
+        )
     if cfg.seeds is not None:
         check_seeds(cfg)
     if "text_alignment" in cfg.metrics:
@@ -270,6 +285,26 @@ def nll_of_test_split(module, datamodule, nll: DictConfig, device: torch.device,
     )
     mean, stderr = mean_and_stderr(bpd)
     return {"nll_bpd": mean, "nll_bpd_stderr": stderr}
+
+
+def nll_ode_of_test_split(module, datamodule, nll: DictConfig, device, seed: int) -> dict:
+    """nll_ode_bpd and nll_ode_bpd_stderr by the probability-flow ODE, like nll_of_test_split."""
+    test_set = datamodule.reference_dataset("test")
+    if nll.num_images is not None:
+        test_set = Subset(test_set, range(min(nll.num_images, len(test_set))))
+    torch.manual_seed(seed)  # the dequantisation noise and the trace probes
+    bpd = ode_bits_per_dim(
+        module.net.to(device),
+        module.diffusion,
+        DataLoader(test_set, batch_size=nll.batch_size),
+        device=device,
+        class_conditional=module.num_classes is not None,
+        rtol=nll.rtol,
+        atol=nll.atol,
+        estimator=nll.estimator,
+    )
+    mean, stderr = mean_and_stderr(bpd)
+    return {"nll_ode_bpd": mean, "nll_ode_bpd_stderr": stderr}
 
 
 def finite_json(value):

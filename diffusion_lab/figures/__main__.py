@@ -45,7 +45,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             metrics = args.metric or curve_metrics(results)
             plot_quality_vs_step(results, metrics, args.out)
         else:
-            metrics = [metric_key(name, results[0].features) for name in METRICS]
+            keys = (metric_key(name, results[0].features) for name in METRICS)
+            metrics = [key for key in keys if key in results[0].metrics]
             plot_guidance_tradeoff(results, args.out)
         print(format_table(results, metrics))
         print(f"wrote {args.out}")

@@ -1,4 +1,5 @@
-"""Samplers for trained diffusion models: ddpm, ddim, dpm_solver, heun, and DDIM inversion."""
+"""Samplers for trained diffusion models: ddpm, ddim, dpm_solver, heun, unipc (the table in
+`registry`), and DDIM inversion."""
 
 from diffusion_lab.sampling.api import (
     SAMPLER_OPTIONS,

@@ -1,38 +1,26 @@
 """`sample`: the one entry point that checks a sampler configuration, spaces its timesteps and
 runs it, counting network evaluations (NFE) and optionally keeping the trajectory."""
 
-import math
 import numbers
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from diffusion_lab.errors import ConfigError
-from diffusion_lab.sampling.samplers import (
-    Denoiser,
-    reverse_ddim,
-    sample_ddim,
-    sample_ddpm,
-    sample_dpm_solver,
-    sample_heun,
+from diffusion_lab.sampling.registry import (
+    NUMBER_OPTIONS,
+    SAMPLERS,
+    SamplerCall,
+    process_kind,
+    sampler_row,
 )
-from diffusion_lab.sampling.timesteps import (
-    ancestral_timesteps,
-    ddim_timesteps,
-    dpm_solver_timesteps,
-    karras_timesteps,
-    respace,
-)
+from diffusion_lab.sampling.samplers import Denoiser, reverse_ddim
+from diffusion_lab.sampling.timesteps import ddim_timesteps, respace
 
 # Each sampler's options (beyond steps, eta and clip_denoised) with their defaults.
 SAMPLER_OPTIONS: dict[str, dict[str, object]] = {
-    "ddpm": {},
-    "ddim": {"spacing": "uniform"},
-    "dpm_solver": {"skip": "logSNR"},
-    "heun": {"s_churn": 0.0, "s_tmin": 0.0, "s_tmax": math.inf, "s_noise": 1.0, "rho": 7.0},
+    name: dict(row.options) for name, row in SAMPLERS.items()
 }
-_CHOICES = {"spacing": ("uniform", "quadratic"), "skip": ("logSNR", "time_uniform")}
 
 
 @dataclass
@@ -65,17 +53,23 @@ def sample(
 ) -> SampleOutput:
     """Draws `shape` samples from `model` with the named sampler in `steps` steps.
 
-    `diffusion` is the training run's base (unspaced) GaussianDiffusion; the samplers respace it.
-    `model(x_t, t, **model_kwargs)` gets original integer timesteps (any wrapper with that call,
-    e.g. classifier-free guidance, works). Noise comes from `generator` (on the samples' device),
-    so a seed fixes the samples on a given device; `noise` fixes x_T. Options per sampler are in
-    `SAMPLER_OPTIONS`, plus `trajectory_every` (default 1). NFE: ddpm, ddim and dpm_solver
-    `steps`, heun 2·steps − 1. Raises ConfigError for a bad name, steps or option.
+    `diffusion` is the training run's process: a base (unspaced) GaussianDiffusion, which the
+    samplers respace, or any process of a kind the sampler's row supports (`registry`).
+    `model(x_t, t, **model_kwargs)` gets original timesteps: integers, except where a σ-solver
+    visits a level between trained steps (heun's and `skip=karras` levels), where t is real
+    (any wrapper with that call, e.g. classifier-free guidance, works). Noise comes from
+    `generator` (on the samples' device), so a seed fixes the samples on a given device; `noise`
+    fixes x_T. Options per sampler are in `SAMPLER_OPTIONS`, plus `trajectory_every` (default
+    1); NFE is the row's (heun 2·steps − 1, the others steps). Raises ConfigError for a bad
+    name, steps or option, or a sampler that does not support the process.
     """
+    kind = process_kind(diffusion)
+    num_timesteps = getattr(diffusion, "num_timesteps", None)
     options = validate_sampler(
-        sampler, steps, diffusion.num_timesteps, eta, clip_denoised, **sampler_options
+        sampler, steps, num_timesteps, eta, clip_denoised, kind=kind, **sampler_options
     )
-    _check_unspaced(diffusion)
+    if kind == "gaussian":
+        _check_unspaced(diffusion)
     every = options.pop("trajectory_every")
     counted = CountingModel(model)
     trajectory = Trajectory(every) if return_trajectory else None
@@ -84,27 +78,11 @@ def sample(
         noise = torch.randn(tuple(shape), generator=generator, device=device).to(_dtype(model))
     elif tuple(noise.shape) != tuple(shape):
         raise ValueError(f"noise has shape {tuple(noise.shape)}, expected {tuple(shape)}")
-    run = {"progress": progress, "callback": trajectory}
-    alphas_cumprod = np.asarray(diffusion.alphas_cumprod, dtype=np.float64)
-    num_timesteps = diffusion.num_timesteps
-
-    def denoiser(process):
-        return Denoiser(counted, process, clip_denoised, model_kwargs, cond_fn)
-
-    if sampler == "ddpm":
-        spaced = respace(diffusion, ancestral_timesteps(num_timesteps, steps))
-        x = sample_ddpm(denoiser(spaced), noise, generator=generator, **run)
-    elif sampler == "ddim":
-        spaced = respace(diffusion, ddim_timesteps(num_timesteps, steps, options["spacing"]))
-        x = sample_ddim(denoiser(spaced), noise, eta=eta, generator=generator, **run)
-    elif sampler == "dpm_solver":
-        timesteps = dpm_solver_timesteps(alphas_cumprod, steps, options["skip"])
-        x = sample_dpm_solver(denoiser(diffusion), noise, timesteps, **run)
-    else:
-        timesteps = karras_timesteps(alphas_cumprod, steps, options.pop("rho"))
-        x = sample_heun(
-            denoiser(diffusion), noise, timesteps, generator=generator, **options, **run
-        )
+    call = SamplerCall(
+        counted, diffusion, noise, eta, generator, clip_denoised, model_kwargs, cond_fn,
+        progress, trajectory,
+    )  # fmt: skip
+    x = SAMPLERS[sampler].run(call, steps, **options)
     images = x.clamp(-1, 1) if clip_denoised else x
     return SampleOutput(images, counted.nfe, trajectory.result() if trajectory else None)
 
@@ -144,65 +122,56 @@ def ddim_reverse(
 def validate_sampler(
     sampler: str,
     steps: int,
-    num_timesteps: int,
+    num_timesteps: int | None,
     eta: float = 0.0,
     clip_denoised: bool = True,
+    kind: str = "gaussian",
     **options,
 ) -> dict[str, object]:
     """Checks a sampler configuration (e.g. conf/sampler/*.yaml's keys) before any sampling.
 
-    Returns the sampler's options with their defaults filled in. Raises ConfigError naming the
-    key (sampler.name, sampler.steps, sampler.<option>) and the allowed values.
+    Reads the row of `registry.SAMPLERS`; `num_timesteps` bounds steps (None: a continuous
+    process, no bound); `kind` is the process's kind. Returns the sampler's options with their
+    defaults filled in. Raises ConfigError naming the key (sampler.name, sampler.steps,
+    sampler.<option>) and the allowed values, or the samplers that support `kind`.
     """
-    if sampler not in SAMPLER_OPTIONS:
-        raise ConfigError(
-            f"sampler.name={sampler!r} is not a sampler; "
-            f"choose one of: {', '.join(SAMPLER_OPTIONS)}"
-        )
+    row = sampler_row(sampler, kind)
     integral = isinstance(steps, numbers.Integral) and not isinstance(steps, bool)
-    if not integral or not 1 <= steps <= num_timesteps:
-        raise ConfigError(
-            f"sampler.steps={steps!r} must be an integer from 1 to the schedule's "
-            f"num_timesteps={num_timesteps}"
-        )
-    if not 0 <= eta <= 1 or (eta != 0 and sampler != "ddim"):
-        raise ConfigError(f"sampler.eta={eta!r}: ddim takes 0 <= eta <= 1; other samplers 0")
+    if not integral or steps < 1 or (num_timesteps is not None and steps > num_timesteps):
+        bound = "" if num_timesteps is None else f" to the schedule's num_timesteps={num_timesteps}"
+        raise ConfigError(f"sampler.steps={steps!r} must be an integer from 1{bound}")
+    if not 0 <= eta <= 1 or (eta != 0 and not row.takes_eta):
+        takers = ", ".join(name for name, other in SAMPLERS.items() if other.takes_eta)
+        raise ConfigError(f"sampler.eta={eta!r}: 0 <= eta <= 1 for {takers}; 0 for the others")
     if not isinstance(clip_denoised, bool):
         raise ConfigError(f"sampler.clip_denoised={clip_denoised!r} must be true or false")
-    allowed = {**SAMPLER_OPTIONS[sampler], "trajectory_every": 1}
+    allowed = {**row.options, "trajectory_every": 1}
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ConfigError(
             f"sampler.{unknown[0]} is not an option of {sampler}; its options: "
-            f"steps, clip_denoised, {', '.join(allowed)}{', eta' if sampler == 'ddim' else ''}"
+            f"steps, clip_denoised, {', '.join(allowed)}{', eta' if row.takes_eta else ''}"
         )
     resolved = {**allowed, **options}
     for key, value in resolved.items():
-        if key in _CHOICES and value not in _CHOICES[key]:
-            raise ConfigError(f"sampler.{key}={value!r}; choose one of: {', '.join(_CHOICES[key])}")
-        if key in _NUMBERS and not _NUMBERS[key][0](value):
-            raise ConfigError(f"sampler.{key}={value!r} must be {_NUMBERS[key][1]}")
+        choices = row.choices.get(key)
+        if choices is not None and value not in choices:
+            raise ConfigError(f"sampler.{key}={value!r}; choose one of: {', '.join(choices)}")
+        if key in NUMBER_OPTIONS and not NUMBER_OPTIONS[key][0](value):
+            raise ConfigError(f"sampler.{key}={value!r} must be {NUMBER_OPTIONS[key][1]}")
+    if row.check is not None:
+        row.check(resolved)
     return resolved
 
 
-def validate_sampler_config(sampler: dict, num_timesteps: int) -> dict[str, object]:
+def validate_sampler_config(
+    sampler: dict, num_timesteps: int | None, kind: str = "gaussian"
+) -> dict[str, object]:
     """`validate_sampler` for a `sampler=` config group (its `name` key names the sampler)."""
     options = dict(sampler)
-    return validate_sampler(options.pop("name", None), num_timesteps=num_timesteps, **options)
-
-
-def _real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-_NUMBERS = {
-    "trajectory_every": (lambda v: _real(v) and v == int(v) >= 1, "an integer >= 1"),
-    "s_churn": (lambda v: _real(v) and v >= 0, "a number >= 0"),
-    "s_tmin": (lambda v: _real(v) and v >= 0, "a number >= 0"),
-    "s_tmax": (lambda v: _real(v) and v >= 0, "a number >= 0"),
-    "s_noise": (lambda v: _real(v) and v >= 0, "a number >= 0"),
-    "rho": (lambda v: _real(v) and v > 0, "a number > 0"),
-}
+    return validate_sampler(
+        options.pop("name", None), num_timesteps=num_timesteps, kind=kind, **options
+    )
 
 
 class CountingModel:
@@ -233,8 +202,9 @@ class Trajectory:
         self.steps += 1
 
     def result(self) -> dict[str, torch.Tensor]:
+        integral = all(isinstance(t, int) for t in self.kept["t"])
         return {
-            "t": torch.tensor(self.kept["t"], dtype=torch.long),
+            "t": torch.tensor(self.kept["t"], dtype=torch.long if integral else torch.float64),
             "x_t": torch.stack(self.kept["x_t"]),
             "pred_xstart": torch.stack(self.kept["pred_xstart"]),
         }

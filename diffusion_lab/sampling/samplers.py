@@ -1,11 +1,11 @@
-"""The samplers: one function per paper algorithm, in the style of k-diffusion's sampling.py.
+"""The discrete-time samplers (ancestral DDPM, DDIM and its inversion): one function per paper
+algorithm, in the style of k-diffusion's sampling.py; the σ-solvers are in `solvers`.
 
 Each takes a `Denoiser` (the network seen through the diffusion whose constants the sampler
 walks) and the starting noise `x` [N, C, H, W], and returns the sample. `callback(t, x_t,
 pred_xstart)` sees each step, t the original timestep; `generator` draws all noise after x.
 """
 
-import bisect
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -123,84 +123,6 @@ def reverse_ddim(denoiser: Denoiser, x, *, progress=False, callback=None):
         if callback is not None:
             callback(timesteps[level], x, pred_xstart)
         x = math.sqrt(alphas_cumprod[i]) * pred_xstart + math.sqrt(1 - alphas_cumprod[i]) * eps
-    return x
-
-
-def sample_dpm_solver(
-    denoiser: Denoiser, x, timesteps: list[int], *, progress=False, callback=None
-):
-    """DPM-Solver++(2M) (Lu et al. 2022b, Algorithm 2): multistep, data prediction, in λ.
-
-    Evaluates the model once at each of `timesteps` (descending timesteps of the unspaced
-    diffusion), with λ_t = log(α_t/σ_t) from their exact ᾱ_t. The first step is first order; the
-    last goes to clean data (σ = 0), first order as well (lower_order_final), so it returns the
-    last x̂_0. clip_denoised thresholds x̂_0 to [−1, 1].
-    """
-    alphas_cumprod = denoiser.diffusion.alphas_cumprod.tolist()
-    alphas = [math.sqrt(alphas_cumprod[t]) for t in timesteps]
-    sigmas = [math.sqrt(1 - alphas_cumprod[t]) for t in timesteps]
-    lambdas = [math.log(a / s) for a, s in zip(alphas, sigmas, strict=True)]
-    pred_prev = h_prev = None
-    for i in _steps(range(len(timesteps)), progress, "dpm_solver"):
-        pred_xstart, _ = denoiser(x, timesteps[i])
-        if callback is not None:
-            callback(timesteps[i], x, pred_xstart)
-        if i == len(timesteps) - 1:
-            return pred_xstart
-        h = lambdas[i + 1] - lambdas[i]
-        d = pred_xstart
-        if pred_prev is not None:  # D_i = (1 + 1/2r_i)·x̂_0(t_{i−1}) − 1/2r_i·x̂_0(t_{i−2})
-            d = pred_xstart + (pred_xstart - pred_prev) * (h / (2 * h_prev))
-        x = (sigmas[i + 1] / sigmas[i]) * x - alphas[i + 1] * math.expm1(-h) * d
-        pred_prev, h_prev = pred_xstart, h
-    return x
-
-
-def sample_heun(
-    denoiser: Denoiser,
-    x,
-    timesteps: list[int],
-    *,
-    s_churn=0.0,
-    s_tmin=0.0,
-    s_tmax=math.inf,
-    s_noise=1.0,
-    generator=None,
-    progress=False,
-    callback=None,
-):
-    """EDM's sampler (Karras et al. 2022, Algorithm 2; Algorithm 1 when s_churn = 0).
-
-    Heun's method on the probability-flow ODE dx̂/dσ = (x̂ − D(x̂; σ))/σ of the VP process in
-    its variance-exploding form x̂ = x_t·√(1+σ²), σ_t = √((1−ᾱ_t)/ᾱ_t), at the σ of `timesteps`
-    (descending timesteps of the unspaced diffusion) and finally σ = 0. D is the model's x̂_0 at
-    x_t = x̂/√(1+σ²). Churn raises σ_i to the smallest trained σ ≥ (1+γ)·σ_i, so the model only
-    sees trained timesteps.
-    """
-    alphas_cumprod = denoiser.diffusion.alphas_cumprod
-    sigma_of_t = torch.sqrt((1 - alphas_cumprod) / alphas_cumprod).tolist()
-    sigmas = [sigma_of_t[t] for t in timesteps] + [0.0]
-    gamma = min(s_churn / len(timesteps), math.sqrt(2) - 1)
-
-    def denoised(x_hat, t):
-        return denoiser(x_hat / math.sqrt(1 + sigma_of_t[t] ** 2), t)[0]
-
-    x = x * math.sqrt(1 + sigmas[0] ** 2)
-    for i in _steps(range(len(timesteps)), progress, "heun"):
-        t, sigma = timesteps[i], sigmas[i]
-        if gamma > 0 and s_tmin <= sigma <= s_tmax:  # lines 4–6: add noise up to σ̂
-            t = min(bisect.bisect_left(sigma_of_t, (1 + gamma) * sigma), len(sigma_of_t) - 1)
-            x = x + math.sqrt(sigma_of_t[t] ** 2 - sigma**2) * s_noise * _randn_like(x, generator)
-            sigma = sigma_of_t[t]
-        pred_xstart = denoised(x, t)
-        if callback is not None:
-            callback(t, x / math.sqrt(1 + sigma**2), pred_xstart)
-        d = (x - pred_xstart) / sigma  # line 7
-        x_next = x + (sigmas[i + 1] - sigma) * d  # line 8: Euler step
-        if sigmas[i + 1] > 0:  # lines 9–11: second-order correction
-            d_next = (x_next - denoised(x_next, timesteps[i + 1])) / sigmas[i + 1]
-            x_next = x + (sigmas[i + 1] - sigma) * (d + d_next) / 2
-        x = x_next
     return x
 
 

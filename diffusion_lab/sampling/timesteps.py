@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from diffusion_lab.diffusion import SpacedDiffusion, space_timesteps
+from diffusion_lab.sampling.sigma import DiscreteSchedule
 
 
 def respace(diffusion, timesteps: list[int]) -> SpacedDiffusion:
@@ -88,3 +89,34 @@ def _distinct(timesteps: np.ndarray, num_timesteps: int) -> list[int]:
     for i in range(count - 2, -1, -1):
         ts[i] = max(ts[i], ts[i + 1] + 1)
     return ts
+
+
+def karras_sigmas(sigma_min: float, sigma_max: float, steps: int, rho: float = 7.0) -> np.ndarray:
+    """EDM's noise levels (Karras et al. 2022, eq. 5), exact: σ_i for i = 0..N−1, descending,
+    with σ_0 = σ_max and σ_{N−1} = σ_min to the last bit (a discrete process's trained ends)."""
+    ramp = np.linspace(0, 1, steps)
+    inv_max, inv_min = sigma_max ** (1 / rho), sigma_min ** (1 / rho)
+    levels = (inv_max + ramp * (inv_min - inv_max)) ** rho
+    levels[0], levels[-1] = sigma_max, (sigma_min if steps > 1 else sigma_max)
+    return levels
+
+
+def noise_levels(view, steps: int, skip: str = "logSNR", rho: float = 7.0) -> list[float]:
+    """The σ an ODE/SDE solver walks: `steps` descending levels of `view`, then 0.
+
+    karras: eq. 5 between view.sigma_min and view.sigma_max, at exact (fractional) levels.
+    logSNR / time_uniform: for a discrete process (a view with `alphas_cumprod`) the trained
+    timesteps of `dpm_solver_timesteps`, so the network sees the timesteps it was trained on;
+    otherwise uniform in λ = −log σ, or in σ (EDM's time, σ(t) = t).
+    """
+    alphas_cumprod = getattr(view, "alphas_cumprod", None)
+    if skip == "karras":
+        levels = karras_sigmas(view.sigma_min, view.sigma_max, steps, rho)
+    elif alphas_cumprod is not None:
+        timesteps = dpm_solver_timesteps(np.asarray(alphas_cumprod, dtype=np.float64), steps, skip)
+        levels = DiscreteSchedule(alphas_cumprod).sigmas[timesteps].numpy()
+    elif skip == "logSNR":
+        levels = np.exp(np.linspace(math.log(view.sigma_max), math.log(view.sigma_min), steps))
+    else:
+        levels = np.linspace(view.sigma_max, view.sigma_min, steps)
+    return [float(s) for s in levels] + [0.0]

@@ -63,6 +63,9 @@ class T5TextEncoder(FrozenTextEncoder):
             max_length=self.max_length,
             return_tensors="pt",
         ).to(model.device)
-        states = model(**batch).last_hidden_state
+        # some tokenizers also return token_type_ids, which T5 does not take
+        states = model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+        ).last_hidden_state
         lengths = batch["attention_mask"].sum(dim=1).tolist()
         return [(states[i, :n], states[i, :n].mean(dim=0)) for i, n in enumerate(lengths)]
