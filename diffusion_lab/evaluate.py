@@ -36,6 +36,7 @@ from diffusion_lab.evaluation import (
     scores_of,
 )
 from diffusion_lab.evaluation.ode_likelihood import ESTIMATORS as ODE_ESTIMATORS
+from diffusion_lab.evaluation.text import alignment_scores, check_clip_model, sample_prompts
 from diffusion_lab.metrics import PRCSettings, build_feature_extractor
 from diffusion_lab.progress import Bar, counted
 from diffusion_lab.runs.data import load_datamodule
@@ -50,8 +51,9 @@ log = logging.getLogger(__name__)
 def evaluate(cfg: DictConfig) -> dict | None:
     """Runs the configured evaluation; returns what it wrote to results.json (None on ranks > 0)."""
     if not is_rank_zero():  # a process started by Lightning's DDP launcher: it only samples
+        prompts = evaluation_prompts(cfg, load_module(cfg.ckpt))
         for seed in sample_seeds(cfg):
-            generate(sample_config(cfg, seed))
+            generate(sample_config(cfg, seed, prompts))
         return None
     check_config(cfg)
     selected, names = list(cfg.metrics), scores_of(cfg.metrics)
@@ -64,7 +66,8 @@ def evaluate(cfg: DictConfig) -> dict | None:
     module = load_module(cfg.ckpt) if cfg.ckpt is not None else None
     needs_reference = any(name != "is" for name in names)
     needs_test_split = "nll" in selected or "nll_ode" in selected
-    datamodule = load_datamodule(cfg) if needs_reference or needs_test_split else None
+    text = "text_alignment" in selected
+    datamodule = load_datamodule(cfg) if needs_reference or needs_test_split or text else None
     reference = None
     if needs_reference:
         reference = reference_for(
@@ -77,15 +80,21 @@ def evaluate(cfg: DictConfig) -> dict | None:
             progress=cfg.progress,
         )
 
+    prompts = evaluation_prompts(cfg, module)
     per_seed, protocol, seconds, num_samples = [], None, [], None
     generation = dict.fromkeys(("nfe", "sampler", "guidance", "seconds_per_image"))
-    if not names:
+    if not (names or text):
         log.info("only the NLL was asked for (metrics=%s): drawing no samples", selected)
-    for seed in sample_seeds(cfg) if names else []:
-        samples_path, generation = draw_samples(cfg, module, seed)
+    for seed in sample_seeds(cfg) if names or text else []:
+        samples_path, generation = draw_samples(cfg, module, seed, prompts)
         images = read_samples(samples_path)
-        generated = image_features(images, extractor, cfg.feature_batch_size, cfg.progress)
-        scores, protocol = score(generated, reference, names, cfg.features, prc)
+        scores = {}
+        if names:
+            generated = image_features(images, extractor, cfg.feature_batch_size, cfg.progress)
+            scores, protocol = score(generated, reference, names, cfg.features, prc)
+        if text:
+            clip_model = cfg.metrics.text_alignment.clip_model
+            scores |= alignment_scores(images, sample_prompts(samples_path), datamodule, clip_model)
         per_seed.append({"seed": seed, "metrics": scores})
         seconds.append(generation["seconds_per_image"])
         num_samples = len(images)
@@ -148,6 +157,8 @@ def check_config(cfg: DictConfig) -> None:
         )
     if cfg.seeds is not None:
         check_seeds(cfg)
+    if "text_alignment" in cfg.metrics:
+        check_clip_model(cfg.metrics.text_alignment.clip_model)
 
 
 def check_seeds(cfg: DictConfig) -> None:
@@ -185,14 +196,26 @@ def metrics_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def draw_samples(cfg: DictConfig, module, seed: int) -> tuple[Path, dict]:
+def evaluation_prompts(cfg: DictConfig, module) -> list[str] | None:
+    """A text model's prompts: `metrics.text_alignment.prompts`, else the training captions."""
+    if module is None or module.text_encoder is None:
+        return None
+    given = cfg.metrics.text_alignment.prompts if "text_alignment" in cfg.metrics else None
+    if given is not None:
+        return [str(prompt) for prompt in given]
+    return load_datamodule(cfg).captions()
+
+
+def draw_samples(
+    cfg: DictConfig, module, seed: int, prompts: list[str] | None = None
+) -> tuple[Path, dict]:
     """The `.npz` of samples= as given, or of samples drawn now with `seed` (with `generate`, as
     the `sample` command does), and what results.json records of their drawing (null for given
     samples)."""
     if cfg.samples is not None:
         return Path(cfg.samples), dict.fromkeys(("nfe", "sampler", "guidance", "seconds_per_image"))
     started = time.perf_counter()
-    path = generate(sample_config(cfg, seed))
+    path = generate(sample_config(cfg, seed, prompts))
     return path, {
         "nfe": nfe_per_batch(module, to_plain(cfg.sampler)),
         "sampler": to_plain(cfg.sampler),
@@ -201,15 +224,16 @@ def draw_samples(cfg: DictConfig, module, seed: int) -> tuple[Path, dict]:
     }
 
 
-def sample_config(cfg: DictConfig, seed: int) -> DictConfig:
+def sample_config(cfg: DictConfig, seed: int, prompts: list[str] | None = None) -> DictConfig:
     """The `sample` command's config for this evaluation's set of `seed`: n = num_samples, in the
-    run dir, or in its `seed_<seed>/` when there are several seeds."""
+    run dir, or in its `seed_<seed>/` when there are several seeds; a text model's prompts."""
     output_dir = Path(cfg.paths.output_dir)
     if cfg.seeds is not None:
         output_dir = output_dir / f"seed_{seed}"
     run = cfg.copy()
     with open_dict(run):
         run.n, run.seed, run.paths.output_dir = cfg.num_samples, seed, str(output_dir)
+        run.prompts = prompts
     return run
 
 
@@ -262,6 +286,7 @@ def nll_of_test_split(module, datamodule, cfg: DictConfig, device: torch.device)
             device=device,
             class_conditional=module.num_classes is not None,
             clip_denoised=nll.clip_denoised,
+            text_encoder=None if module.text_encoder is None else module.text_encoder.to(device),
         )
     mean, stderr = mean_and_stderr(bpd)
     return {"nll_bpd": mean, "nll_bpd_stderr": stderr}

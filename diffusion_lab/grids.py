@@ -5,10 +5,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torchvision.utils import save_image
+from PIL import Image, ImageDraw, ImageFont
+from torchvision.transforms.functional import to_pil_image
+from torchvision.utils import make_grid, save_image
 
 MIN_WIDTH = 512  # pixels: a grid of 8x8 digits is scaled to at least this wide
 PADDING = 1  # pixels between images, before scaling
+TITLE_GAP = 4  # pixels either side of a row's title
 
 
 def grid_scale(nrow: int, image_width: int, scale: int | None = None) -> int:
@@ -31,14 +34,40 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int, scale: int | No
     return Path(path)
 
 
-def class_rows(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Images [N, C, H, W] in [0, 1] laid out one row per class 0..K-1 with K columns (fewer
-    when no class has K samples), white where a class has fewer; and the row length."""
+def class_rows(
+    images: torch.Tensor, labels: torch.Tensor, per_row: int | None = None
+) -> tuple[torch.Tensor, int]:
+    """Images [N, C, H, W] in [0, 1] laid out one row per class 0..K-1 with `per_row` columns
+    (default K; fewer when no class has that many samples), white where a class has fewer; and
+    the row length."""
     num_classes = int(labels.max()) + 1
-    per_row = min(num_classes, int(torch.bincount(labels).max()))
+    per_row = min(per_row or num_classes, int(torch.bincount(labels).max()))
     rows = []
     for label in range(num_classes):
         row = images[labels == label][:per_row]
         blank = torch.ones((per_row - len(row), *images.shape[1:]), dtype=images.dtype)
         rows.append(torch.cat([row, blank]))
     return torch.cat(rows), per_row
+
+
+def save_titled_grid(
+    images: torch.Tensor, titles: list[str], path: str | Path, nrow: int, scale: int | None = None
+) -> Path:
+    """`save_grid`'s grid with row r titled `titles[r]` in a white margin on its left."""
+    factor = grid_scale(nrow, images.shape[-1], scale)
+    if factor > 1:
+        images = F.interpolate(images.float(), scale_factor=factor, mode="nearest")
+    grid = make_grid(images, nrow=nrow, padding=PADDING * factor, pad_value=1.0)
+    picture = to_pil_image(grid.clamp(0, 1)).convert("RGB")
+    font = ImageFont.load_default()
+    margin = max(int(font.getlength(title)) for title in titles) + 2 * TITLE_GAP
+    titled = Image.new("RGB", (margin + picture.width, picture.height), "white")
+    titled.paste(picture, (margin, 0))
+    draw = ImageDraw.Draw(titled)
+    row_height = images.shape[-2] + PADDING * factor
+    for row, title in enumerate(titles):
+        _, top, _, bottom = draw.textbbox((0, 0), title, font=font)
+        y = row * row_height + (row_height - (bottom - top)) // 2 - top
+        draw.text((TITLE_GAP, y), title, fill="black", font=font)
+    titled.save(path)
+    return Path(path)

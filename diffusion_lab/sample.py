@@ -1,7 +1,9 @@
 """Draw samples from a checkpoint: `python -m diffusion_lab.sample ckpt=<file or run dir> n=64`.
 
 Writes `samples.npz` (uint8, the ADM evaluator's format) and `grid.png` into the run dir. With
-`trainer.devices=N` (and e.g. `trainer=gpu`) the samples are spread over N devices.
+`trainer.devices=N` (and e.g. `trainer=gpu`) the samples are spread over N devices. A
+text-conditioned model samples `prompt="..."` or `prompts=[...]` (or a file of lines): sample i
+gets prompt i mod P; the grid has one titled row per prompt.
 `restore=true` (a cold model) restores the first n degraded validation images instead.
 """
 
@@ -14,7 +16,7 @@ import hydra
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 from torch.utils.data import DataLoader
 
 from diffusion_lab.callbacks.progress import PredictionProgress
@@ -22,8 +24,13 @@ from diffusion_lab.checkpoints import load_module
 from diffusion_lab.cli import to_plain, user_errors
 from diffusion_lab.errors import ConfigError
 from diffusion_lab.figures.strips import restoration_strip
-from diffusion_lab.grids import class_rows, save_grid
-from diffusion_lab.guidance import ClassifierFreeGuidance, ClassifierGuidance, IgnoreLabels
+from diffusion_lab.grids import class_rows, save_grid, save_titled_grid
+from diffusion_lab.guidance import (
+    CaptionClassifierFreeGuidance,
+    ClassifierFreeGuidance,
+    ClassifierGuidance,
+    IgnoreLabels,
+)
 from diffusion_lab.lightning.classifier import load_classifier
 from diffusion_lab.lightning.generation import NpzSampleWriter, SampleGenerator
 from diffusion_lab.metrics import to_uint8
@@ -45,6 +52,7 @@ def generate(cfg: DictConfig) -> Path:
     if cfg.get("restore"):
         return restore_images(cfg, module)
     net_cfg = module.hparams.net
+    prompts = read_prompts(cfg, module.text_encoder is not None)
     net, cond_fn, num_classes = guided(module, cfg.guidance)
     generator = SampleGenerator(
         net,
@@ -54,10 +62,15 @@ def generate(cfg: DictConfig) -> Path:
         seed=cfg.seed,
         num_classes=num_classes,
         cond_fn=cond_fn,
+        prompts=prompts,
+        text_encoder=module.text_encoder,
     )
     output_dir = Path(cfg.paths.output_dir)
     npz_path = output_dir / "samples.npz"
-    callbacks = [NpzSampleWriter(npz_path), PredictionProgress(cfg.n, enabled=cfg.progress)]
+    callbacks = [
+        NpzSampleWriter(npz_path, prompts),
+        PredictionProgress(cfg.n, enabled=cfg.progress),
+    ]
     trainer = instantiate(cfg.trainer, logger=False, callbacks=callbacks, enable_progress_bar=False)
     indices = DataLoader(torch.arange(cfg.n), batch_size=cfg.batch_size)
     trainer.predict(generator, dataloaders=indices, return_predictions=False)
@@ -109,6 +122,31 @@ def restore_images(cfg: DictConfig, module) -> Path:
     return npz_path
 
 
+def read_prompts(cfg: DictConfig, text_model: bool) -> list[str] | None:
+    """`prompt`, or `prompts` (a list, or a file with one prompt a line); None without either."""
+    prompt, prompts = cfg.get("prompt"), cfg.get("prompts")
+    if prompt is not None and prompts is not None:
+        raise ConfigError('give prompt="..." or prompts=[...] (or a file), not both')
+    if isinstance(prompts, str):
+        if not Path(prompts).is_file():
+            raise ConfigError(f"prompts={prompts} is not a file (one prompt a line) or a list")
+        prompts = [line.strip() for line in Path(prompts).read_text().splitlines()]
+        prompts = [line for line in prompts if line]
+    elif isinstance(prompts, ListConfig | list):
+        prompts = [str(p) for p in prompts]
+    elif prompt is not None:
+        prompts = [str(prompt)]
+    if prompts is not None and not prompts:
+        raise ConfigError("prompts is empty: give at least one prompt")
+    if text_model and prompts is None:
+        raise ConfigError('this model is text-conditioned: give prompt="..." or prompts=[...]')
+    if not text_model and prompts is not None:
+        raise ConfigError(
+            "prompt/prompts need a text-conditioned model (trained with text_encoder=)"
+        )
+    return prompts
+
+
 def guided(module, guidance: DictConfig) -> tuple[torch.nn.Module, Any, int | None]:
     """The network to sample, its `cond_fn` and the number of classes K for the labels.
 
@@ -120,6 +158,10 @@ def guided(module, guidance: DictConfig) -> tuple[torch.nn.Module, Any, int | No
     if guidance.name == "none":
         return module.net, None, module.num_classes
     if guidance.name == "cfg":
+        if module.text_encoder is not None:
+            with torch.no_grad():
+                empty = module.text_encoder([""])
+            return CaptionClassifierFreeGuidance(module.net, guidance.scale, empty), None, None
         if module.num_classes is None:
             raise ConfigError(
                 "guidance=cfg needs a class-conditional model trained with label dropout "
@@ -156,11 +198,18 @@ def check_classifier(module, classifier) -> None:
 def write_grid(npz_path: Path, png_path: Path, count: int, scale: int | None = None) -> None:
     """Samples of an `.npz` as a PNG grid, scaled up by `scale` (None: to ~512 px; grids.py).
 
-    With labels (`arr_1`): one row per class of K samples of that class (`class_rows`). Without:
-    the first `count` samples, square-ish.
+    With labels (`arr_1`): one row per class of K samples of that class (`class_rows`); with
+    prompts: one row per prompt of `count` // P samples, titled with it. Without: the first
+    `count` samples, square-ish.
     """
     arrays = np.load(npz_path)
     images = torch.from_numpy(arrays["arr_0"]).permute(0, 3, 1, 2).float() / 255
+    if "prompts" in arrays:
+        titles = [str(p) for p in arrays["prompts"]]
+        per_row = max(count // len(titles), 1)
+        images, nrow = class_rows(images, torch.from_numpy(arrays["prompt_index"]).long(), per_row)
+        save_titled_grid(images, titles[: len(images) // nrow], png_path, nrow=nrow, scale=scale)
+        return
     if "arr_1" in arrays:
         images, nrow = class_rows(images, torch.from_numpy(arrays["arr_1"]).long())
     else:

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import hydra
 import lightning.pytorch as pl
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from diffusion_lab.cli import to_plain, user_errors
 from diffusion_lab.errors import ConfigError
 from diffusion_lab.lightning import DiffusionModule
+from diffusion_lab.models.text.registry import needs_vocab, vocab_of
 from diffusion_lab.runs.fit import RUN_DIR_ENV, fit_run, is_rank_zero, own_environment
 from diffusion_lab.runs.resume import continued, resume_in_place
 from diffusion_lab.sampling import validate_sampler_config
@@ -36,8 +38,17 @@ def check_steps(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={value!r} must be an integer >= 1")
 
 
+def fill_vocab(cfg: DictConfig) -> None:
+    """The transformer text encoder's words, from the datamodule's training captions, written
+    into the config: the run's config.yaml and its checkpoints' hyper-parameters keep them."""
+    if needs_vocab(cfg.get("text_encoder")):
+        captions = instantiate(cfg.data).captions()
+        cfg.text_encoder.vocab = vocab_of(captions, cfg.text_encoder.context_length)
+
+
 def build_module(cfg: DictConfig) -> DiffusionModule:
-    """The LightningModule from the model, schedule, loss, process and optimizer groups."""
+    """The LightningModule from the model, schedule, loss, process, optimizer and text encoder
+    groups."""
     diffusion = {
         "schedule": cfg.schedule.name,
         "num_timesteps": cfg.schedule.num_timesteps,
@@ -56,6 +67,7 @@ def build_module(cfg: DictConfig) -> DiffusionModule:
         max_nonfinite_steps=cfg.max_nonfinite_steps,
         lr_schedule=cfg.lr_schedule,
         process=to_plain(cfg.process) if "process" in cfg else None,
+        text_encoder=to_plain(cfg.text_encoder) if cfg.get("text_encoder") else None,
     )
 
 
@@ -65,6 +77,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if cfg.seed is not None:
             pl.seed_everything(cfg.seed, workers=True)
         check_steps(cfg)
+        fill_vocab(cfg)
         module = build_module(cfg)  # validates model, schedule and loss before any data is read
         process = module.process
         validate_sampler_config(to_plain(cfg.sampler), process.num_timesteps, process.kind)

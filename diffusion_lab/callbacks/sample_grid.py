@@ -10,6 +10,7 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 
 from diffusion_lab.grids import save_grid
+from diffusion_lab.guidance import CaptionClassifierFreeGuidance
 from diffusion_lab.sampling import sample
 
 
@@ -26,6 +27,9 @@ class SampleGrid(pl.Callback):
         seed: seed of the starting noise (and labels), the same for every grid.
         output_dir: where `step_0001000.png` and `final.png` are written.
         scale: whole-pixel upscaling of each image; None: enough for a grid >= 512 px wide.
+        prompts: a text-conditioned module's fixed prompts, one per grid row (cycled when
+            fewer than rows); None: the first distinct captions of the training data.
+        guidance_scale: classifier-free guidance scale w on the prompts (1: unguided).
     """
 
     def __init__(
@@ -36,6 +40,8 @@ class SampleGrid(pl.Callback):
         seed: int,
         output_dir: str,
         scale: int | None = None,
+        prompts: list[str] | None = None,
+        guidance_scale: float = 1.0,
     ):
         self.num_samples = num_samples
         self.every_n_steps = every_n_steps
@@ -43,6 +49,8 @@ class SampleGrid(pl.Callback):
         self.seed = seed
         self.output_dir = Path(output_dir)
         self.scale = scale
+        self.prompts = None if prompts is None else list(prompts)
+        self.guidance_scale = guidance_scale
         self._last_step: int | None = None
         self._max_steps = 0
 
@@ -108,12 +116,20 @@ class SampleGrid(pl.Callback):
             index = torch.arange(self.num_samples, device=pl_module.device)
             labels = index // self.row_length(pl_module.num_classes) % pl_module.num_classes
             model_kwargs = {"y": labels}
-        options = dict(self.sampler)
+        net = pl_module.net
         was_training = pl_module.training
         pl_module.eval()
+        if getattr(pl_module, "text_encoder", None) is not None:
+            nrow = self.row_length(None)
+            prompts = self.row_prompts(datamodule, math.ceil(self.num_samples / nrow))
+            captions = [prompts[i // nrow] for i in range(self.num_samples)]
+            model_kwargs["text"] = pl_module.text_encoder(captions)
+            empty = pl_module.text_encoder([""])
+            net = CaptionClassifierFreeGuidance(net, self.guidance_scale, empty)
+        options = dict(self.sampler)
         try:
             out = sample(
-                pl_module.net,
+                net,
                 pl_module.diffusion,
                 shape,
                 sampler=options.pop("name"),
@@ -124,3 +140,8 @@ class SampleGrid(pl.Callback):
         finally:
             pl_module.train(was_training)
         return out.images.float().cpu()
+
+    def row_prompts(self, datamodule, rows: int) -> list[str]:
+        """`rows` prompts: the given ones cycled, else the first distinct training captions."""
+        prompts = self.prompts or list(dict.fromkeys(datamodule.captions()))
+        return [prompts[i % len(prompts)] for i in range(rows)]

@@ -20,6 +20,8 @@ class DigitsCaptionsDataModule(CaptionedDataModule):
     `seed`); the "test" split holds the validation images.
     """
 
+    alignment_classifier = "digits"  # the small net that reads the class back (evaluate)
+
     def __init__(
         self,
         *,

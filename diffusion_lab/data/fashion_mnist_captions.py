@@ -23,6 +23,8 @@ class FashionMNISTCaptionsDataModule(CaptionedDataModule):
     (`root`, Debian's package, `download`); validation is the test split.
     """
 
+    alignment_classifier = "fmnist"  # the small net that reads the class back (evaluate)
+
     def __init__(
         self,
         *,

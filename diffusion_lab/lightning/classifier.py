@@ -54,9 +54,10 @@ class NoisyClassifierModule(pl.LightningModule):
         x_t = self.diffusion.q_sample(images, t, noise=noise)
         return self.net(x_t, self.diffusion._model_timesteps(t))
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
-        """Cross-entropy at t ~ U{0..T-1}, x_t ~ q(x_t | x_0), drawn per global batch row."""
-        images, labels = batch
+    def training_step(self, batch: tuple, batch_idx: int):
+        """Cross-entropy at t ~ U{0..T-1}, x_t ~ q(x_t | x_0), drawn per global batch row; a
+        captioned batch's captions are not read."""
+        images, labels = batch[:2]
         trainer = self.trainer
         micro = batch_idx % trainer.accumulate_grad_batches
         rows = global_rows(len(images), trainer.world_size, trainer.global_rank, micro)
@@ -71,16 +72,16 @@ class NoisyClassifierModule(pl.LightningModule):
         self.log("train/accuracy", self.train_accuracy)
         return loss
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        images, labels = batch
+    def validation_step(self, batch: tuple, batch_idx: int) -> None:
+        images, labels = batch[:2]
         generator = torch.Generator(device=images.device).manual_seed(batch_idx)
         n, device = len(images), images.device
         t = torch.randint(self.diffusion.num_timesteps, (n,), device=device, generator=generator)
         noise = torch.randn(images.shape, device=device, generator=generator)
         logits = self._noisy_logits(images, t, noise)
         self.val_accuracy(logits, labels)
-        self.log("val/loss", F.cross_entropy(logits, labels), sync_dist=True)
-        self.log("val/accuracy", self.val_accuracy)
+        self.log("val/loss", F.cross_entropy(logits, labels), sync_dist=True, batch_size=n)
+        self.log("val/accuracy", self.val_accuracy, batch_size=n)
 
     def configure_optimizers(self) -> Any:
         optimizer = build(self.hparams.optimizer, MODEL_PARTS, "optimizer")(

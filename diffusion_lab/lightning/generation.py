@@ -30,16 +30,21 @@ def draw(
     model_kwargs: dict | None = None,
     cond_fn: Any = None,
     progress: bool = False,
+    prompts: Sequence[str] | None = None,
+    text_encoder: torch.nn.Module | None = None,
 ) -> tuple[torch.Tensor, dict]:
     """Samples `indices` of a seeded run, in [-1, 1], and the model kwargs they were drawn with.
 
     Sample i starts from noise seeded by (seed, i), so it does not depend on the batch or process
     that draws it; the noise the sampler adds later comes from a stream seeded by (seed, first
-    index). Class-conditional models get balanced labels i mod num_classes.
+    index). Class-conditional models get balanced labels i mod num_classes; text-conditioned
+    ones prompt i mod P of `prompts`, encoded by `text_encoder`.
     """
     kwargs = dict(model_kwargs or {})
     if num_classes is not None:
         kwargs["y"] = torch.tensor(list(indices), device=device) % num_classes
+    if prompts is not None:
+        kwargs["text"] = text_encoder([prompts[i % len(prompts)] for i in indices])
     options = dict(sampler)
     out = sample(
         net,
@@ -70,6 +75,8 @@ class SampleGenerator(pl.LightningModule):
         model_kwargs: dict | None = None,
         cond_fn: Any = None,
         progress: bool = False,
+        prompts: Sequence[str] | None = None,
+        text_encoder: torch.nn.Module | None = None,
     ):
         super().__init__()
         self.net = net
@@ -81,6 +88,8 @@ class SampleGenerator(pl.LightningModule):
         self.extra_model_kwargs = dict(model_kwargs or {})
         self.cond_fn = cond_fn
         self.progress = progress
+        self.prompts = None if prompts is None else list(prompts)
+        self.text_encoder = text_encoder
 
     @torch.no_grad()
     def predict_step(self, indices: torch.Tensor, batch_idx: int) -> dict[str, torch.Tensor]:
@@ -96,11 +105,15 @@ class SampleGenerator(pl.LightningModule):
             model_kwargs=self.extra_model_kwargs,
             cond_fn=self.cond_fn,
             progress=self.progress,
+            prompts=self.prompts,
+            text_encoder=self.text_encoder,
         )
         pixels = to_uint8(images).permute(0, 2, 3, 1)  # [N,H,W,C], as ADM's .npz holds them
         result = {"index": indices.cpu(), "images": pixels.contiguous().cpu()}
         if "y" in model_kwargs:
             result["labels"] = model_kwargs["y"].cpu()
+        if self.prompts is not None:
+            result["prompt_index"] = indices.cpu() % len(self.prompts)
         return result
 
 
@@ -108,12 +121,14 @@ class NpzSampleWriter(BasePredictionWriter):
     """Writes each process's samples to a shard, then merges them in index order on rank 0.
 
     The merged file holds `arr_0` (uint8 [N,H,W,C], the format of the improved-diffusion / ADM
-    evaluators) and, for conditional models, `arr_1` (labels).
+    evaluators) and, for conditional models, `arr_1` (labels); with prompts, `prompts` (the P
+    prompts) and `prompt_index` (sample i's prompt: i mod P).
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, prompts: Sequence[str] | None = None):
         super().__init__(write_interval="epoch")
         self.path = Path(path)
+        self.prompts = None if prompts is None else list(prompts)
 
     def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -135,6 +150,12 @@ class NpzSampleWriter(BasePredictionWriter):
         arrays = [merged["images"][order].numpy()]
         if "labels" in merged:
             arrays.append(merged["labels"][order].numpy())
-        np.savez(self.path, *arrays)
+        named = {}
+        if self.prompts is not None:
+            named = {
+                "prompts": np.array(self.prompts),
+                "prompt_index": merged["prompt_index"][order].numpy(),
+            }
+        np.savez(self.path, *arrays, **named)
         for shard in shards:
             shard.unlink()

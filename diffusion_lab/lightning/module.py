@@ -15,9 +15,11 @@ from torchmetrics import MeanMetric
 
 from diffusion_lab.checkpoints import rng_state, set_rng_state
 from diffusion_lab.errors import ConfigError, TrainingDivergedError
+from diffusion_lab.lightning.caption_dropout import drop_captions
 from diffusion_lab.lightning.lr_schedules import check_schedule, lr_factor
 from diffusion_lab.lightning.rows import draw_rows, global_rows, stream_seed
 from diffusion_lab.models.presets import TRAINING_SWITCHES
+from diffusion_lab.models.text import build_text_encoder
 from diffusion_lab.processes import create_process
 from diffusion_lab.targets import MODEL_PARTS, build
 
@@ -39,12 +41,14 @@ class DiffusionModule(pl.LightningModule):
         warmup_steps: linear learning-rate warmup length in optimizer steps.
         lr_schedule: after warmup, constant, linear or cosine decay to 0 at `trainer.max_steps`.
         timestep_sampler: "uniform" or "loss_aware" (Improved DDPM §3.3).
-        cond_drop_prob: probability of replacing a label by the null class (classifier-free
-            guidance, Ho & Salimans 2022).
+        cond_drop_prob: probability of replacing a label by the null class, and a caption by ""
+            (classifier-free guidance, Ho & Salimans 2022; GLIDE §3.2).
         max_nonfinite_steps: stop after this many consecutive steps with a NaN/inf loss (each
             such step is skipped and counted in `train/skipped_steps`).
         process: `conf/process/*.yaml` (name and options, `diffusion_lab.processes`); None:
             the Gaussian process of `diffusion` with uniform weighting.
+        text_encoder: a conf/text_encoder/*.yaml (`name` and its options, the transformer's
+            `vocab` filled in) for batches (image, label, caption); None: no captions.
     """
 
     def __init__(
@@ -58,6 +62,7 @@ class DiffusionModule(pl.LightningModule):
         max_nonfinite_steps: int = 10,
         lr_schedule: str = "constant",
         process: dict | None = None,
+        text_encoder: dict | None = None,
     ):
         super().__init__()
         net = dict(net)
@@ -85,6 +90,13 @@ class DiffusionModule(pl.LightningModule):
         }
         if self.num_classes is not None:
             self.example_input_array["y"] = torch.zeros(1, dtype=torch.long)
+        self.text_encoder = None
+        if text_encoder is not None:
+            if net.get("text_channels") is None:
+                raise ConfigError("a text_encoder needs model.text_channels=<its width>")
+            self.text_encoder = build_text_encoder(text_encoder)
+            with torch.no_grad():
+                self.example_input_array["text"] = self.text_encoder([""])
         self.loss_by_quartile = torch.nn.ModuleList(MeanMetric() for _ in range(NUM_QUARTILES))
         self.skipped_steps = 0
         self.nonfinite_in_a_row = 0
@@ -114,22 +126,30 @@ class DiffusionModule(pl.LightningModule):
             yield batch[0]
 
     def model_kwargs(
-        self, labels: torch.Tensor, drop: torch.Tensor | None = None
+        self, batch: tuple, u_drop: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
-        """Labels for a conditional net; where `drop` [N] is true, the null class instead."""
-        if self.num_classes is None:
-            return {}
-        if drop is not None:
-            labels = torch.where(drop, torch.full_like(labels, self.num_classes), labels)
-        return {"y": labels}
+        """The conditioning of a batch (image, label[, caption]) for the net: labels for a
+        class-conditional net, the captions' TextStates for a text encoder; where the row's
+        `u_drop` [N] is below `cond_drop_prob`, the null class and "" instead."""
+        kwargs = {}
+        drop = None if u_drop is None else u_drop < self.hparams.cond_drop_prob
+        if self.num_classes is not None:
+            labels = batch[1]
+            if drop is not None:
+                labels = torch.where(drop, torch.full_like(labels, self.num_classes), labels)
+            kwargs["y"] = labels
+        if self.text_encoder is not None:
+            captions = list(batch[2])
+            if u_drop is not None:
+                captions = drop_captions(captions, u_drop, self.hparams.cond_drop_prob)
+            kwargs["text"] = self.text_encoder(captions)
+        return kwargs
 
-    def training_step(
-        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
-    ) -> torch.Tensor | None:
-        images, labels = batch
+    def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor | None:
+        images = batch[0]
         micro_batch = batch_idx % self.accumulation
         t, weights, noise, u_drop = self._draw(images, micro_batch)
-        model_kwargs = self.model_kwargs(labels, u_drop < self.hparams.cond_drop_prob)
+        model_kwargs = self.model_kwargs(batch, u_drop)
         self.seed_dropout(micro_batch)
         terms = self.process.training_losses(
             self.train_net, images, t, model_kwargs=model_kwargs, noise=noise
@@ -212,9 +232,9 @@ class DiffusionModule(pl.LightningModule):
         if grads:
             self.log("train/grad_norm", torch.nn.utils.get_total_norm(grads))
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: tuple, batch_idx: int) -> None:
         """The training objective with t and noise fixed by `batch_idx`, so values compare."""
-        images, labels = batch
+        images = batch[0]
         generator = torch.Generator(device=images.device).manual_seed(batch_idx)
         t = torch.randint(
             0,
@@ -225,17 +245,19 @@ class DiffusionModule(pl.LightningModule):
         )
         noise = torch.randn(images.shape, generator=generator, device=images.device)
         terms = self.process.training_losses(
-            self.net, images, t, model_kwargs=self.model_kwargs(labels), noise=noise
+            self.net, images, t, model_kwargs=self.model_kwargs(batch), noise=noise
         )
-        self.log("val/loss", terms["loss"].mean(), prog_bar=True, sync_dist=True)
+        n = len(images)  # Lightning cannot tell it from a batch with captions
+        self.log("val/loss", terms["loss"].mean(), prog_bar=True, sync_dist=True, batch_size=n)
         if "mse" in terms:
-            self.log("val/mse", terms["mse"].mean(), sync_dist=True)
+            self.log("val/mse", terms["mse"].mean(), sync_dist=True, batch_size=n)
 
     def configure_optimizers(self) -> dict[str, Any]:
         options = dict(self.hparams.optimizer)
         if "fused" in options and options["fused"] is None:  # null: the fused kernel on CUDA
             options["fused"] = self.device.type == "cuda"
-        optimizer = build(options, MODEL_PARTS, "optimizer")(params=self.parameters())
+        trainable = [p for p in self.parameters() if p.requires_grad]  # never a frozen encoder
+        optimizer = build(options, MODEL_PARTS, "optimizer")(params=trainable)
         schedule = self.hparams.lr_schedule
         factor = partial(
             lr_factor,

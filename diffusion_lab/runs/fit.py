@@ -181,7 +181,7 @@ def describe(module: pl.LightningModule) -> str:
     example = module.example_input_array
     if isinstance(example, dict):
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            net(*example.values())
+            module(**example)  # forward(x_t, t, **model_kwargs): the net's
         text += f", {counter.get_total_flops() / 1e6:,.1f} MFLOP per image (forward)"
     return text
 
