@@ -294,6 +294,8 @@ def nll_of_test_split(module, datamodule, cfg: DictConfig, device: torch.device)
 
 def nll_ode_of_test_split(module, datamodule, cfg: DictConfig, device: torch.device) -> dict:
     """nll_ode_bpd and nll_ode_bpd_stderr by the probability-flow ODE, like nll_of_test_split."""
+    if module.text_encoder is not None:
+        raise ConfigError("metrics=[nll_ode] takes no text-conditioned model; use metrics=[nll]")
     nll = cfg.metrics.nll_ode
     test_set = datamodule.reference_dataset("test")
     if nll.num_images is not None:
