@@ -154,4 +154,5 @@ def test_cli_trains_conditional_and_classifier_then_samples_guided(tmp_path):
         samples = np.load(tmp_path / name / "samples.npz")
         assert samples["arr_0"].shape == (20, 8, 8, 1)
         assert (samples["arr_1"] == np.arange(20) % 10).all()
-        assert Image.open(tmp_path / name / "grid.png").size == (2 * 9 + 1, 10 * 9 + 1)
+        s = grid_scale(2, 8)  # 2 of each class per row, upscaled to the grid's minimum width
+        assert Image.open(tmp_path / name / "grid.png").size == (s * (2 * 9 + 1), s * (10 * 9 + 1))
