@@ -117,7 +117,7 @@ class DiffusionModule(pl.LightningModule):
         it needs from the training images (the cold process's prior of x_T)."""
         if self.compile_net:
             self._compiled_forward = torch.compile(self.net.forward, dynamic=False)
-        if getattr(self.trainer, "datamodule", None) is not None:
+        if getattr(self._trainer, "datamodule", None) is not None:  # None: called alone
             self.process.prepare(self._train_images())
 
     def _train_images(self):

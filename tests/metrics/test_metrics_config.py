@@ -10,7 +10,15 @@ from diffusion_lab.metrics import FEATURE_EXTRACTORS, METRICS, PRCSettings
 
 def test_each_metrics_file_configures_the_metric_it_is_named_after():
     files = sorted((CONFIG_DIR / "metrics").glob("*.yaml"))
-    assert [f.stem for f in files] == ["fid", "is", "kid", "nll", "prc"]
+    assert [f.stem for f in files] == [
+        "fid",
+        "is",
+        "kid",
+        "nll",
+        "nll_ode",
+        "prc",
+        "text_alignment",
+    ]
     for path in files:
         assert list(OmegaConf.load(path)) == [path.stem]
     assert {name for names in SAMPLE_METRICS.values() for name in names} == set(METRICS)
