@@ -29,7 +29,6 @@ def draw(
     num_classes: int | None = None,
     model_kwargs: dict | None = None,
     cond_fn: Any = None,
-    progress: bool = False,
     prompts: Sequence[str] | None = None,
     text_encoder: torch.nn.Module | None = None,
 ) -> tuple[torch.Tensor, dict]:
@@ -55,7 +54,6 @@ def draw(
         generator=torch.Generator(device=device).manual_seed(batch_seed(seed, indices[0])),
         model_kwargs=kwargs,
         cond_fn=cond_fn,
-        progress=progress,
         **options,
     )
     return out.images, kwargs
@@ -74,7 +72,6 @@ class SampleGenerator(pl.LightningModule):
         num_classes: int | None = None,
         model_kwargs: dict | None = None,
         cond_fn: Any = None,
-        progress: bool = False,
         prompts: Sequence[str] | None = None,
         text_encoder: torch.nn.Module | None = None,
     ):
@@ -87,7 +84,6 @@ class SampleGenerator(pl.LightningModule):
         self.num_classes = num_classes
         self.extra_model_kwargs = dict(model_kwargs or {})
         self.cond_fn = cond_fn
-        self.progress = progress
         self.prompts = None if prompts is None else list(prompts)
         self.text_encoder = text_encoder
 
@@ -104,7 +100,6 @@ class SampleGenerator(pl.LightningModule):
             num_classes=self.num_classes,
             model_kwargs=self.extra_model_kwargs,
             cond_fn=self.cond_fn,
-            progress=self.progress,
             prompts=self.prompts,
             text_encoder=self.text_encoder,
         )
