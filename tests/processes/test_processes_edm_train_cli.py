@@ -1,4 +1,5 @@
-"""process=edm through the training command: a few steps train and the grid comes from heun."""
+"""loss=edm (which selects process=edm) through the training command: a few steps train and the
+grid comes from heun."""
 
 import torch
 from hydra import compose, initialize_config_dir
@@ -11,7 +12,7 @@ from diffusion_lab.train import train
 
 def test_edm_trains_a_few_steps_and_samples_with_heun(tmp_path):
     overrides = [f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / 'run'}"]
-    overrides += ["experiment=quickstart", "process=edm", "sampler=heun", "debug=fast"]
+    overrides += ["experiment=quickstart", "loss=edm", "sampler=heun", "debug=fast"]
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
     assert cfg.process.name == "edm"
@@ -27,3 +28,9 @@ def test_fashion_mnist_edm_composes(tmp_path):
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=["experiment=fashion_mnist_edm"])
     assert cfg.process.name == "edm" and cfg.sampler.name == "heun"
+
+
+def test_process_edm_alone_composes_too():
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["experiment=quickstart", "process=edm"])
+    assert cfg.process.name == "edm" and cfg.loss.loss_type == "simple"
