@@ -9,6 +9,10 @@ Target: DPM-Solver++ at 20 NFE within 10 % of ancestral sampling at 1000 steps.
     python benchmarks/sampler_benchmark.py                      # full run
     python benchmarks/sampler_benchmark.py --train-steps 20 --num-samples 64 \\
         --runs ddpm:20,dpm_solver:5                             # smoke test
+
+A run is `sampler:steps`, optionally with sampler options: `dpm_solver:20:order=3`,
+`dpm_solver:20:sde=true`, `unipc:10:skip=karras`. A checkpoint of any process (e.g. `loss=edm`)
+works; runs of samplers that do not sample its process are skipped with a line saying so.
 """
 
 import argparse
@@ -22,11 +26,16 @@ from sklearn.datasets import load_digits
 
 from diffusion_lab.checkpoints import load_module
 from diffusion_lab.diffusion import create_diffusion
+from diffusion_lab.errors import ConfigError
 from diffusion_lab.metrics import FeatureStats, build_feature_extractor, frechet_distance
 from diffusion_lab.models.presets import build_preset, preset_config
-from diffusion_lab.sampling import sample
+from diffusion_lab.sampling import sample, validate_sampler
+from diffusion_lab.sampling.registry import process_kind
 
-DEFAULT_RUNS = "ddpm:1000,ddpm:100,ddim:50,ddim:20,dpm_solver:20,dpm_solver:10,heun:18,heun:10"
+DEFAULT_RUNS = (
+    "ddpm:1000,ddpm:100,ddim:50,ddim:20,dpm_solver:20,dpm_solver:10,dpm_solver:20:order=3,"
+    "dpm_solver:10:order=3,dpm_solver:20:sde=true,unipc:20,unipc:10,heun:18,heun:10"
+)
 NET = preset_config("tiny", image_size=8, channels=1)
 DIFFUSION = {"schedule": "linear", "num_timesteps": 1000, "model_mean_type": "epsilon"}
 
@@ -71,6 +80,16 @@ def save(net, path: Path) -> None:
     }
     state_dict = {f"net.{k}": v.cpu() for k, v in net.state_dict().items()}
     torch.save({"hyper_parameters": hyper_parameters, "state_dict": state_dict}, path)
+
+
+def parse_option(pair: str) -> tuple[str, object]:
+    """`order=3` -> ("order", 3), `sde=true` -> ("sde", True), `skip=karras` -> ("skip", "karras")
+    (JSON values, else the string)."""
+    key, value = pair.split("=", 1)
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def load_trained(path, device):
@@ -118,16 +137,31 @@ def main() -> None:
     num_classes = getattr(net, "num_classes", None)
 
     results = []
-    print(f"{'sampler':>10} {'steps':>5} {'NFE':>5} {'fid_digits':>10} {'ms/image':>9}")
+    print(f"{'sampler':>22} {'steps':>5} {'NFE':>5} {'fid_digits':>10} {'ms/image':>9}")
     for run in args.runs.split(","):
-        name, steps = run.split(":")
+        name, steps, *pairs = run.split(":")
+        options = dict(parse_option(pair) for pair in pairs)
+        label = " ".join([name, *pairs])
+        try:
+            kind = process_kind(diffusion)
+            validate_sampler(name, int(steps), diffusion.num_timesteps, kind=kind, **options)
+        except ConfigError as error:
+            print(f"{label:>22} skipped: {error}", flush=True)
+            continue
         generator = torch.Generator(args.device).manual_seed(args.seed)
         start, batches, nfe = time.perf_counter(), [], 0
         for indices in torch.arange(args.num_samples, device=args.device).split(args.sample_batch):
             labels = {"y": indices % num_classes} if num_classes else {}
             shape = (len(indices), *images.shape[1:])
             out = sample(
-                net, diffusion, shape, name, int(steps), generator=generator, model_kwargs=labels
+                net,
+                diffusion,
+                shape,
+                name,
+                int(steps),
+                generator=generator,
+                model_kwargs=labels,
+                **options,
             )
             batches.append(out.images)
             nfe = out.nfe
@@ -135,11 +169,11 @@ def main() -> None:
             torch.cuda.synchronize()
         ms = 1000 * (time.perf_counter() - start) / args.num_samples
         fid = fid_digits(torch.cat(batches), extractor, reference)
-        results.append({"sampler": name, "steps": int(steps), "nfe": nfe, "fid_digits": fid})
-        results[-1]["ms_per_image"] = ms
-        print(f"{name:>10} {steps:>5} {nfe:>5} {fid:>10.3f} {ms:>9.2f}", flush=True)
+        results.append({"sampler": name, "options": options, "steps": int(steps), "nfe": nfe})
+        results[-1].update(fid_digits=fid, ms_per_image=ms)
+        print(f"{label:>22} {steps:>5} {nfe:>5} {fid:>10.3f} {ms:>9.2f}", flush=True)
 
-    fids = {(r["sampler"], r["steps"]): r["fid_digits"] for r in results}
+    fids = {(r["sampler"], r["steps"]): r["fid_digits"] for r in results if not r["options"]}
     if ("ddpm", 1000) in fids and ("dpm_solver", 20) in fids:
         ratio = fids["dpm_solver", 20] / fids["ddpm", 1000]
         verdict = "meets" if ratio <= 1.1 else "misses"
