@@ -33,7 +33,7 @@ from diffusion_lab.guidance import (
 )
 from diffusion_lab.lightning.classifier import load_classifier
 from diffusion_lab.lightning.generation import NpzSampleWriter, SampleGenerator
-from diffusion_lab.metrics import to_uint8
+from diffusion_lab.metrics import build_feature_extractor, to_uint8
 from diffusion_lab.processes.cold import Restoration, restore
 from diffusion_lab.runs.data import load_datamodule
 from diffusion_lab.sampling import validate_sampler_config
@@ -83,9 +83,10 @@ def restore_images(cfg: DictConfig, module) -> Path:
     """`restore=true`: the first n validation images (of `data=` or the run's dataset) degraded
     to level T and restored with the cold sampler, in batches of batch_size on the CPU.
 
-    Writes `restorations.npz` (uint8 [n,H,W,C]: arr_0 originals, arr_1 degraded, arr_2
-    restored), `restoration.json` (mean RMSE and SSIM of restorations and of the degraded
-    inputs) and `restoration.png` (a strip of the first grid_size images); returns the npz.
+    Writes `restorations.npz` (uint8 [n,H,W,C]: arr_0 restored, as `evaluate samples=` reads
+    it, `originals` and `degraded` beside it), `restoration.json` (mean RMSE and SSIM of the
+    restorations and of the degraded inputs; with `features=`, their FIDs against the originals)
+    and `restoration.png` (a strip of the first grid_size images); returns the npz.
     """
     if not hasattr(module.process, "degrade"):
         raise ConfigError("restore=true needs a model of a degradation: train it with process=cold")
@@ -112,8 +113,12 @@ def restore_images(cfg: DictConfig, module) -> Path:
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     npz_path = output_dir / "restorations.npz"
-    np.savez(npz_path, *(to_uint8(joined[key]).permute(0, 2, 3, 1).numpy() for key in fields))
-    metrics = Restoration(**joined, nfe=parts[0].nfe).metrics()
+    arrays = {key: to_uint8(joined[key]).permute(0, 2, 3, 1).numpy() for key in fields}
+    np.savez(npz_path, arrays.pop("restored"), **arrays)
+    restoration = Restoration(**joined, nfe=parts[0].nfe)
+    metrics = restoration.metrics()
+    if cfg.get("features"):
+        metrics |= restoration.fids(build_feature_extractor(cfg.features))
     (output_dir / "restoration.json").write_text(json.dumps(metrics, indent=2) + "\n")
     if cfg.grid_size > 0:
         strip = restoration_strip(*joined.values(), columns=cfg.grid_size)

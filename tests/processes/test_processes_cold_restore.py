@@ -1,9 +1,11 @@
 """Restoration metrics in closed form, and an exact restoration scores perfectly."""
 
+from types import SimpleNamespace
+
 import torch
 
 from diffusion_lab.processes import create_process
-from diffusion_lab.processes.cold import restore
+from diffusion_lab.processes.cold import Restoration, restore
 from diffusion_lab.processes.cold.restore import rmse, ssim
 
 X0 = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
@@ -29,3 +31,27 @@ def test_the_oracle_restores_perfectly_and_the_degraded_inputs_do_not():
     assert restoration.nfe == 4
     assert metrics["rmse"] == 0 and abs(metrics["ssim"] - 1) < 1e-12
     assert metrics["rmse_degraded"] > 0.05 and metrics["ssim_degraded"] < 0.99
+
+
+class MeanStd(torch.nn.Module):
+    """Features (mean, std) of each image: a shift by c moves the mean by c and leaves the std."""
+
+    name, num_features = "meanstd", 2
+
+    @property
+    def device(self):
+        return torch.device("cpu")
+
+    def forward(self, images):
+        flat = images.double().flatten(1)
+        return SimpleNamespace(features=torch.stack([flat.mean(1), flat.std(1)], dim=1))
+
+
+def test_fids_are_against_the_originals_in_closed_form():
+    # equal covariances: FID = |mu1 - mu2|^2 = 0.2^2 for a shift of 0.2 (float64 statistics;
+    # the matrix square root of a 2x2 covariance agrees to ~1e-10)
+    x0 = torch.rand(200, 1, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    fids = Restoration(x0, x0 + 0.2, x0.clone(), nfe=1).fids(MeanStd(), batch_size=64)
+    assert fids.keys() == {"fid_meanstd", "fid_meanstd_degraded"}
+    assert abs(fids["fid_meanstd"]) < 1e-8
+    assert abs(fids["fid_meanstd_degraded"] - 0.04) < 1e-8

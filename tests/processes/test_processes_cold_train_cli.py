@@ -13,6 +13,7 @@ from hydra import compose, initialize_config_dir
 from diffusion_lab import CONFIG_DIR
 from diffusion_lab.checkpoints import load_module
 from diffusion_lab.errors import ConfigError
+from diffusion_lab.evaluate import read_samples
 from diffusion_lab.processes.cold import ColdProcess
 from diffusion_lab.sample import generate
 from diffusion_lab.sampling import sample
@@ -63,12 +64,17 @@ def test_digits_cold_blur_trains_samples_and_reloads(tmp_path):
     restored_dir = tmp_path / "restored"
     overrides = [f"ckpt={run_dir}", "restore=true", "sampler=cold", "sampler.steps=10", "n=10"]
     overrides += ["batch_size=4", "grid_size=4", f"paths.output_dir={restored_dir}"]
+    overrides += ["features=digits"]
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         npz = generate(compose(config_name="sample", overrides=overrides))
     arrays = np.load(npz)
-    assert [arrays[key].shape for key in ("arr_0", "arr_1", "arr_2")] == [(10, 8, 8, 1)] * 3
+    assert [arrays[key].shape for key in ("arr_0", "originals", "degraded")] == [(10, 8, 8, 1)] * 3
+    assert read_samples(npz).shape == (10, 8, 8, 1)  # what `evaluate samples=` scores
     metrics = json.loads((restored_dir / "restoration.json").read_text())
-    assert set(metrics) == {"rmse", "ssim", "rmse_degraded", "ssim_degraded"}
+    assert set(metrics) == {
+        "rmse", "ssim", "rmse_degraded", "ssim_degraded", "fid_digits", "fid_digits_degraded"
+    }  # fmt: skip
+    assert metrics["fid_digits_degraded"] > 0
     assert (restored_dir / "restoration.png").is_file()
 
 
