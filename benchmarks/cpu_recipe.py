@@ -44,7 +44,8 @@ def split_images(datamodule, split: str) -> torch.Tensor:
 def model_samples(module, num_samples, sampler, steps, batch_size, seed) -> torch.Tensor:
     net = module.net.eval()
     generator = torch.Generator().manual_seed(seed)
-    shape = (net.in_channels, net.image_size, net.image_size)
+    config = module.hparams.net
+    shape = (config["in_channels"], config["image_size"], config["image_size"])
     num_classes = getattr(net, "num_classes", None)
     batches = []
     for indices in torch.arange(num_samples).split(batch_size):
