@@ -9,25 +9,26 @@ from PIL import Image, ImageDraw, ImageFont
 from torchvision.transforms.functional import to_pil_image
 from torchvision.utils import make_grid, save_image
 
-MIN_WIDTH = 512  # pixels: a grid of 8x8 digits is scaled to at least this wide
+MIN_SIDE = 512  # pixels: a grid of 8x8 digits is scaled until its longer side is at least this
 PADDING = 1  # pixels between images, before scaling
 TITLE_GAP = 4  # pixels either side of a row's title
 
 
-def grid_scale(nrow: int, image_width: int, scale: int | None = None) -> int:
-    """`scale`, or the smallest whole factor that makes a grid of `nrow` images at least
-    `MIN_WIDTH` pixels wide (1 when it already is)."""
+def grid_scale(nrow: int, image_width: int, scale: int | None = None, rows: int = 1) -> int:
+    """`scale`, or the smallest whole factor that makes the longer side of a grid of `nrow`
+    columns and `rows` rows of square images at least `MIN_SIDE` pixels (1 when it already is)."""
     if scale is not None:
         if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
             raise ValueError(f"grid scale must be an integer >= 1 or null, got {scale!r}")
         return scale
-    return max(1, math.ceil(MIN_WIDTH / (nrow * (image_width + PADDING) + PADDING)))
+    side = max(nrow, rows) * (image_width + PADDING) + PADDING
+    return max(1, math.ceil(MIN_SIDE / side))
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int, scale: int | None = None) -> Path:
     """Writes images [N, C, H, W] in [0, 1] as a grid of `nrow` per row, each image scaled by
     nearest neighbour (`grid_scale`), so every sample pixel is a sharp block."""
-    factor = grid_scale(nrow, images.shape[-1], scale)
+    factor = grid_scale(nrow, images.shape[-1], scale, rows=math.ceil(len(images) / nrow))
     if factor > 1:
         images = F.interpolate(images.float(), scale_factor=factor, mode="nearest")
     save_image(images, path, nrow=nrow, padding=PADDING * factor, pad_value=1.0)
@@ -54,7 +55,7 @@ def save_titled_grid(
     images: torch.Tensor, titles: list[str], path: str | Path, nrow: int, scale: int | None = None
 ) -> Path:
     """`save_grid`'s grid with row r titled `titles[r]` in a white margin on its left."""
-    factor = grid_scale(nrow, images.shape[-1], scale)
+    factor = grid_scale(nrow, images.shape[-1], scale, rows=len(titles))
     if factor > 1:
         images = F.interpolate(images.float(), scale_factor=factor, mode="nearest")
     grid = make_grid(images, nrow=nrow, padding=PADDING * factor, pad_value=1.0)

@@ -204,16 +204,19 @@ def write_grid(npz_path: Path, png_path: Path, count: int, scale: int | None = N
     """Samples of an `.npz` as a PNG grid, scaled up by `scale` (None: to ~512 px; grids.py).
 
     With labels (`arr_1`): one row per class of K samples of that class (`class_rows`); with
-    prompts: one row per prompt of `count` // P samples, titled with it. Without: the first
-    `count` samples, square-ish.
+    prompts: one row per prompt of `count` // P samples, titled with it (the first `count`
+    prompts, one sample each, when there are more). Without: the first `count` samples,
+    square-ish.
     """
     arrays = np.load(npz_path)
     images = torch.from_numpy(arrays["arr_0"]).permute(0, 3, 1, 2).float() / 255
     if "prompts" in arrays:
         titles = [str(p) for p in arrays["prompts"]]
         per_row = max(count // len(titles), 1)
-        images, nrow = class_rows(images, torch.from_numpy(arrays["prompt_index"]).long(), per_row)
-        save_titled_grid(images, titles[: len(images) // nrow], png_path, nrow=nrow, scale=scale)
+        shown = min(len(titles), max(count // per_row, 1))
+        index = torch.from_numpy(arrays["prompt_index"]).long()
+        images, nrow = class_rows(images[index < shown], index[index < shown], per_row)
+        save_titled_grid(images, titles[:shown], png_path, nrow=nrow, scale=scale)
         return
     if "arr_1" in arrays:
         images, nrow = class_rows(images, torch.from_numpy(arrays["arr_1"]).long())

@@ -108,7 +108,7 @@ def test_class_grid_has_k_columns_or_as_many_as_drawn(tmp_path, n, columns):
     np.savez(tmp_path / "samples.npz", np.zeros((n, 8, 8, 1), np.uint8), labels)
     write_grid(tmp_path / "samples.npz", tmp_path / "grid.png", 64)  # grid_size does not cut rows
     width, height = Image.open(tmp_path / "grid.png").size
-    scale = grid_scale(columns, 8)
+    scale = grid_scale(columns, 8, rows=10)
     assert (width, height) == ((columns * 9 + 1) * scale, (10 * 9 + 1) * scale)
 
 
@@ -154,5 +154,5 @@ def test_cli_trains_conditional_and_classifier_then_samples_guided(tmp_path):
         samples = np.load(tmp_path / name / "samples.npz")
         assert samples["arr_0"].shape == (20, 8, 8, 1)
         assert (samples["arr_1"] == np.arange(20) % 10).all()
-        s = grid_scale(2, 8)  # 2 of each class per row, upscaled to the grid's minimum width
+        s = grid_scale(2, 8, rows=10)  # 2 of each class per row, 10 rows: upscaled by the height
         assert Image.open(tmp_path / name / "grid.png").size == (s * (2 * 9 + 1), s * (10 * 9 + 1))
