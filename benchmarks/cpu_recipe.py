@@ -11,7 +11,8 @@ It prints the three FIDs and whether the model is nearer the floor than the nois
 (the CPU recipe's target, `experiment=fashion_mnist_cpu`):
 
     python -m diffusion_lab.train experiment=fashion_mnist_cpu hydra.run.dir=runs/fashion_mnist_cpu
-    python benchmarks/cpu_recipe.py --ckpt runs/fashion_mnist_cpu
+    python benchmarks/cpu_recipe.py --ckpt runs/fashion_mnist_cpu --sampler dpm_solver --steps 20 \
+        --guidance-scale 2
 """
 
 import argparse
