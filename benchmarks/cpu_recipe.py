@@ -88,7 +88,7 @@ def main() -> None:
     module = load_module(args.ckpt)
     generated = model_samples(
         module, args.num_samples, args.sampler, args.steps, args.batch_size, args.seed,
-        args.guidance_scale,
+        scale=args.guidance_scale,
     )  # fmt: skip
     seconds = time.perf_counter() - start
 
