@@ -89,8 +89,8 @@ class TransformerTextEncoder(nn.Module):
             ResidualAttentionBlock(width, heads) for _ in range(layers)
         )
         self.final_ln = nn.LayerNorm(width)
-        # CLIP's initialisation of the embeddings, which GLIDE's transformer is adapted from.
-        nn.init.normal_(self.token_embedding.weight, std=0.02)
+        # GLIDE's token embedding keeps nn.Embedding's N(0, 1): each word's identity dominates
+        # its residual stream (CLIP's std 0.02 lets it drown in the blocks' outputs).
         nn.init.normal_(self.positional_embedding, std=0.01)
 
     def forward(self, captions: Sequence[str]) -> TextStates:
