@@ -5,7 +5,9 @@ Each scale is one `evaluate` run with `metrics=[text_alignment]` and `guidance=c
 the training captions in order, the class read back by the lab's small classifier and colour,
 position and size from the pixels. FID (`fid_<digits|fmnist>_objects`) compares the objects
 cropped out of the samples with those cropped out of the training images the same way (the
-crops the classifier reads), on the same small net's features.
+crops the classifier reads), on the same small net's features. The last row reads the
+first --num-samples training images back against their own captions, the prompts the samples
+were drawn for: the reader's ceiling.
 
     python -m diffusion_lab.train experiment=digits_text hydra.run.dir=runs/digits_text
     python benchmarks/text_guidance.py --ckpt runs/digits_text --scales 1,3 --num-samples 500
@@ -24,7 +26,12 @@ from diffusion_lab import CONFIG_DIR
 from diffusion_lab.evaluate import evaluate, read_samples
 from diffusion_lab.metrics import FeatureStats, frechet_distance
 from diffusion_lab.metrics.small_nets import SmallNetFeatures
-from diffusion_lab.metrics.text_alignment import NATIVE_SIZE, crop_objects, read_attributes
+from diffusion_lab.metrics.text_alignment import (
+    NATIVE_SIZE,
+    crop_objects,
+    read_attributes,
+    text_alignment,
+)
 from diffusion_lab.runs.data import load_datamodule
 
 ATTRIBUTES = ("class", "colour", "position", "size", "all")
@@ -53,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
 
     out = args.out or Path(tempfile.mkdtemp(prefix="text-guidance-"))
-    rows, extractor, reference, layout = [], None, None, None
+    rows, extractor, reference, layout, ceiling = [], None, None, None, None
     for scale in (float(s) for s in args.scales.split(",")):
         overrides = [
             f"ckpt={Path(args.ckpt).resolve()}", "metrics=[text_alignment]",
@@ -68,8 +75,12 @@ def main() -> None:
             layout = datamodule.spec.layout
             extractor = SmallNetFeatures(datamodule.alignment_classifier)
             train = datamodule.dataset("train", augment=False)
-            images = torch.cat([batch[0] for batch in DataLoader(train, batch_size=500)])
+            batches = list(DataLoader(train, batch_size=500))
+            images = torch.cat([batch[0] for batch in batches])
+            captions = [caption for batch in batches for caption in batch[2]]
             reference = object_stats(images, layout, extractor)
+            real = slice(args.num_samples)
+            ceiling = text_alignment(images[real], captions[real], datamodule.spec, extractor)
         results = evaluate(cfg)
         samples = torch.from_numpy(read_samples(out / f"scale_{scale:g}" / "samples.npz"))
         stats = object_stats(samples.permute(0, 3, 1, 2), layout, extractor)
@@ -90,6 +101,8 @@ def main() -> None:
     for row in rows:
         cells = " ".join(f"{100 * row[n]:8.1f}" for n in names)
         print(f"{row['scale']:5g} {cells} {row[fid_key]:20.2f}")
+    cells = " ".join(f"{100 * ceiling[n]:8.1f}" for n in names)
+    print(f"{'real':>5} {cells} {'-':>20}   (training images, their own captions)")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 
